@@ -1,0 +1,47 @@
+# customer_value — the front door. `make` alone lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+CONFIG ?= configs/default.yaml
+CV     := $(BIN)/customer-value
+
+.DEFAULT_GOAL := help
+.PHONY: help install simulate validate train test test-fast lint clean
+
+help: ## Show the targets with one line each
+	@echo "customer_value — make targets:"
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
+
+# The venv is (re)built when pyproject.toml changes; later runs start at once.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "customer_value needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing customer_value and its dependencies into $(VENV) (first run only)..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the project (editable, with dev extras)
+
+simulate: $(STAMP) ## Simulate the default customer base (data/raw) and its ground truth (data/truth)
+	$(CV) simulate --config $(CONFIG)
+
+validate: $(STAMP) ## Validate the configured data and print the report (CONFIG=...)
+	$(CV) validate --config $(CONFIG)
+
+train: $(STAMP) ## The main job on CONFIG (default: simulated data, simulated on first use)
+	$(CV) train --config $(CONFIG)
+
+test: $(STAMP) ## Run the whole test suite (slow tests included)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## Run the tests not marked slow
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP) ## Lint with ruff
+	$(BIN)/ruff check src tests
+
+clean: ## Remove generated data, models, runs and the venv
+	rm -rf $(VENV) data/raw/* data/truth/* data/processed/* models/* mlflow.db mlruns mlartifacts reports/*
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	@touch data/raw/.gitkeep data/truth/.gitkeep data/processed/.gitkeep models/.gitkeep

@@ -1,0 +1,159 @@
+"""The ``customer-value`` command line.
+
+Parses the config once, calls a pipeline, and turns known user errors into a clear message on stderr
+with exit code 2 (no traceback). Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from customer_value.errors import UserError
+
+app = typer.Typer(
+    name="customer-value",
+    help="What each customer is worth, and why: features, personas, churn and CLV models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", help="YAML config, e.g. configs/default.yaml.")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config value: dotted.key=value (repeatable)."),
+]
+
+
+def _user_errors(func):
+    """Print :class:`UserError` as ``error: ...`` and exit 2, without a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except UserError as exc:
+            typer.echo(f"error: {exc.render()}", err=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+def _load(config: Path, overrides: list[str] | None):
+    from customer_value.config import load_config
+
+    return load_config(config, overrides or [])
+
+
+def _format_table(rows: list[dict], columns: list[str]) -> str:
+    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) if rows else len(c)
+              for c in columns}
+    head = "  ".join(c.ljust(widths[c]) for c in columns)
+    lines = [head, "  ".join("-" * widths[c] for c in columns)]
+    for r in rows:
+        lines.append("  ".join(
+            _fmt(r.get(c)).rjust(widths[c]) if isinstance(r.get(c), int | float)
+            else _fmt(r.get(c)).ljust(widths[c]) for c in columns))
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "" if value is None else str(value)
+
+
+def _print_validation(loaded) -> None:
+    report = loaded.report
+    typer.echo("Validation report (rows per rule):")
+    typer.echo(_format_table(report.rows, ["table", "rule", "action", "rows"]))
+    tx = report.facts["transactions"]
+    typer.echo(
+        f"\ncustomer ids before filtering: {tx['customers_before_filtering']:,} "
+        f"(rows read: {tx['rows_read']:,})"
+    )
+    s = report.facts["summary"]
+    typer.echo(
+        f"Summary: {s['customers']:,} customers, {s['transactions']:,} transactions"
+        + (f" in {s['orders']:,} orders" if s.get("orders") else "")
+        + f", {s['first_date']} .. {s['last_date']}, revenue {s['revenue']:,.2f} "
+        f"(net of {s['returns']:,} return rows)"
+    )
+    if loaded.data.customers is not None:
+        typer.echo(f"Customers table: {len(loaded.data.customers):,} rows")
+    if loaded.data.interactions is not None:
+        counts = loaded.data.interactions["kind"].value_counts().to_dict()
+        typer.echo("Interactions: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
+
+
+@app.command()
+@_user_errors
+def simulate(config: ConfigOpt = Path("configs/default.yaml"), set_: SetOpt = None) -> None:
+    """Simulate the default customer base (data and ground truth) as configured."""
+    from customer_value.pipelines.data import run_simulation
+
+    cfg = _load(config, set_)
+    t = time.perf_counter()
+    base, paths = run_simulation(cfg)
+    typer.echo(
+        f"Simulated {len(base.truth):,} customers, {len(base.transactions):,} transaction rows "
+        f"({len(base.future_transactions):,} more in the future window) "
+        f"in {time.perf_counter() - t:.1f}s"
+    )
+    for name, path in paths.items():
+        typer.echo(f"  {name:<20} {path}")
+
+
+@app.command()
+@_user_errors
+def validate(
+    config: ConfigOpt = Path("configs/default.yaml"),
+    set_: SetOpt = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write the report as JSON to this path.")
+    ] = None,
+) -> None:
+    """Read and validate the configured data; print the validation report and a summary."""
+    from customer_value import io
+    from customer_value.pipelines.data import load_data
+
+    cfg = _load(config, set_)
+    loaded = load_data(cfg)
+    _print_validation(loaded)
+    if report is not None:
+        payload = {"rules": loaded.report.rows, "facts": loaded.report.facts}
+        io.write_text(json.dumps(payload, indent=2, default=str), report)
+        typer.echo(f"Report written to {report}")
+
+
+@app.command()
+@_user_errors
+def train(config: ConfigOpt = Path("configs/default.yaml"), set_: SetOpt = None) -> None:
+    """The main job. At this stage: simulate if needed, then validate and summarise the data."""
+    from customer_value.pipelines.data import ensure_data, load_data
+
+    cfg = _load(config, set_)
+    if ensure_data(cfg):
+        typer.echo(f"Simulated the default customer base into {cfg.data.transactions.path.parent}")
+    loaded = load_data(cfg)
+    _print_validation(loaded)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="customer-value")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

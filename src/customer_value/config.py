@@ -1,0 +1,312 @@
+"""Typed configuration, validated once at the entry point.
+
+One pydantic model per concern; :func:`load_config` reads a YAML file, applies ``--set dotted.key=value``
+overrides and validates the result. Unknown keys are errors that name the key and list the valid ones.
+
+Relative paths written in a YAML file resolve against that file's folder, so a config works from any
+working directory; relative paths given with ``--set`` resolve against the current working directory,
+as a user typing them expects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from customer_value.errors import ConfigError
+
+__all__ = [
+    "CancellationRule",
+    "Config",
+    "DataConfig",
+    "PolicyConfig",
+    "ProjectConfig",
+    "SimulationConfig",
+    "SourceConfig",
+    "load_config",
+]
+
+
+class _Model(BaseModel):
+    """Base for every config section: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class ProjectConfig(_Model):
+    """Project-wide settings."""
+
+    name: str = Field("customer-value", description="Used as the MLflow experiment name.")
+    seed: int = Field(42, description="Seed for every random step (simulation, sampling, tuning).")
+
+
+class CancellationRule(_Model):
+    """Marks rows as cancellations/returns from a column's text, e.g. an order id starting with ``C``."""
+
+    column: str = Field(description="Contract column to test (after mapping), e.g. order_id.")
+    prefix: str = Field(description="Rows whose value starts with this prefix are cancellations.")
+
+
+class SourceConfig(_Model):
+    """One source file and how its columns map onto the data contract.
+
+    ``columns`` maps source names to contract names (``{"CustomerID": "customer_id"}``); unmapped
+    source columns keep their names and are available to ``derive`` expressions, then dropped unless
+    they are contract columns.
+    """
+
+    path: Path
+    format: Literal["auto", "csv", "parquet", "whitespace"] = "auto"
+    header: bool = Field(True, description="Whether a csv/whitespace file has a header row.")
+    names: list[str] | None = Field(None, description="Column names when the file has no header.")
+    delimiter: str = Field(",", description="Field delimiter for csv files.")
+    encoding: str = "utf-8"
+    columns: dict[str, str] = Field(default_factory=dict, description="source name -> contract name")
+    date_format: str | None = Field(
+        None, description="strftime format of the timestamp/date columns, e.g. %Y%m%d; None = ISO."
+    )
+    derive: dict[str, str] = Field(
+        default_factory=dict,
+        description="new column -> arithmetic expression over columns, e.g. Quantity * UnitPrice",
+    )
+    cancellation: CancellationRule | None = None
+
+    @model_validator(mode="after")
+    def _names_need_headerless(self) -> SourceConfig:
+        if self.names is not None and self.header:
+            raise ValueError("'names' is only used when 'header' is false")
+        if not self.header and self.names is None and self.format in ("csv", "whitespace"):
+            raise ValueError("a file without a header needs 'names' (the column names in order)")
+        return self
+
+
+class PolicyConfig(_Model):
+    """What validation does with doubtful rows. Every rule's effect is counted in the report."""
+
+    missing_customer_id: Literal["drop", "error"] = "drop"
+    duplicates: Literal["drop", "keep"] = Field(
+        "drop", description="Exact duplicate transaction rows (every column equal)."
+    )
+    returns: Literal["keep", "drop"] = Field(
+        "keep", description="Rows marked as cancellations/returns: keep as negative amounts or drop."
+    )
+    negative_amounts: Literal["return", "drop", "error"] = Field(
+        "return", description="Negative amounts not marked as cancellations."
+    )
+    zero_amounts: Literal["drop", "keep"] = "drop"
+    missing_amount: Literal["error", "drop"] = "error"
+    exclude_products: list[str] = Field(
+        default_factory=list,
+        description="product_id patterns (fnmatch, case-sensitive) that are not customer spend.",
+    )
+
+
+class DataConfig(_Model):
+    """Where the data lives and how it is cleaned."""
+
+    transactions: SourceConfig
+    customers: SourceConfig | None = None
+    interactions: SourceConfig | None = None
+    policies: PolicyConfig = Field(default_factory=PolicyConfig)
+    timezone: str | None = Field(
+        None,
+        description="Timezone-aware timestamps are converted to this zone, then made naive. "
+        "None: mixing aware and naive timestamps is an error.",
+    )
+
+
+class SimulationConfig(_Model):
+    """The simulated customer base (the embedded default data)."""
+
+    n_customers: int = Field(20_000, gt=0)
+    start_date: dt.date = dt.date(2022, 1, 1)
+    end_date: dt.date = Field(dt.date(2024, 6, 30), description="Observation end (inclusive).")
+    future_days: int = Field(365, gt=0, description="Ground-truth window after end_date.")
+    initial_share: float = Field(
+        0.3, ge=0, le=1, description="Share of customers already acquired on start_date."
+    )
+    output_dir: Path = Path("../data/raw")
+    truth_dir: Path = Path("../data/truth")
+    auto: bool = Field(True, description="Simulate when the configured transactions are absent.")
+    format: Literal["parquet", "csv"] = "parquet"
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> SimulationConfig:
+        if self.end_date <= self.start_date:
+            raise ValueError(
+                f"end_date ({self.end_date}) must be after start_date ({self.start_date})"
+            )
+        return self
+
+
+class Config(_Model):
+    """The whole configuration."""
+
+    project: ProjectConfig = Field(default_factory=ProjectConfig)
+    data: DataConfig
+    simulation: SimulationConfig | None = None
+
+    source_path: Path | None = Field(None, description="The YAML file this config came from.")
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(
+            f"override '{item}' is not of the form dotted.key=value",
+            where="--set",
+            hint="e.g. --set simulation.n_customers=5000",
+        )
+    key, raw = item.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"override '{item}' has an empty key", where="--set")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and _is_path_key(parts[-1]):
+        value = str(Path(value).expanduser().resolve()) if value else value
+    return parts, value
+
+
+def _is_path_key(key: str) -> bool:
+    return key == "path" or key.endswith("_path") or key.endswith("_dir") or key == "dir"
+
+
+def _set_dotted(tree: dict, parts: list[str], value: Any) -> None:
+    node = tree
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(
+                f"cannot set '{'.'.join(parts)}': '{'.'.join(parts[: i + 1])}' is not a section",
+                where="--set",
+            )
+        node = child
+    node[parts[-1]] = value
+
+
+def _resolve_paths(tree: Any, base: Path) -> Any:
+    """Make relative path values in a YAML tree absolute against ``base`` (the file's folder)."""
+    if isinstance(tree, dict):
+        out = {}
+        for key, value in tree.items():
+            if isinstance(value, str) and _is_path_key(str(key)):
+                p = Path(value).expanduser()
+                out[key] = str(p if p.is_absolute() else (base / p).resolve())
+            else:
+                out[key] = _resolve_paths(value, base)
+        return out
+    if isinstance(tree, list):
+        return [_resolve_paths(v, base) for v in tree]
+    return tree
+
+
+def _model_at(loc: tuple, root: type[BaseModel] = Config) -> type[BaseModel] | None:
+    """Follow an error location through the model classes to the section it points into."""
+    model: Any = root
+    for part in loc:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        model = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+    return model
+
+
+def _format_validation_error(err: ValidationError, origin: str) -> ConfigError:
+    lines = []
+    for e in err.errors():
+        loc = tuple(str(p) for p in e["loc"])
+        dotted = ".".join(loc)
+        if e["type"] == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            valid = sorted(parent.model_fields) if parent else []
+            valid = [v for v in valid if v != "source_path"]
+            close = difflib.get_close_matches(loc[-1], valid, n=1)
+            msg = f"unknown key '{dotted}'"
+            if close:
+                msg += f" (did you mean '{'.'.join(loc[:-1] + (close[0],))}'?)"
+            if valid:
+                msg += f"; valid keys here: {', '.join(valid)}"
+            lines.append(msg)
+        elif e["type"] == "missing":
+            lines.append(f"missing required key '{dotted}'")
+        else:
+            shown = e.get("input")
+            shown = f" (got {shown!r})" if not isinstance(shown, dict | list) else ""
+            lines.append(f"'{dotted or '<root>'}': {e['msg']}{shown}")
+    return ConfigError(
+        "invalid configuration:\n  - " + "\n  - ".join(lines),
+        where=origin,
+        hint="fix the key(s) above in the YAML file or the --set override",
+    )
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Load, override and validate a YAML config.
+
+    Parameters
+    ----------
+    path : str or Path
+        YAML file. Relative paths inside it resolve against its folder.
+    overrides : list of str, optional
+        ``dotted.key=value`` items; values are parsed as YAML (``5000`` is an int).
+
+    Returns
+    -------
+    Config
+        The validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or not YAML, or a key is unknown or has a bad value.
+
+    Examples
+    --------
+    >>> cfg = load_config("configs/default.yaml", ["simulation.n_customers=500"])  # doctest: +SKIP
+    >>> cfg.simulation.n_customers  # doctest: +SKIP
+    500
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            "config file not found",
+            where=str(path),
+            hint="pass --config with a YAML file, e.g. configs/default.yaml",
+        )
+    try:
+        # safe_load: config files never construct Python objects.
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"not valid YAML: {exc}", where=str(path)) from None
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise ConfigError("the top level must be a mapping of sections", where=str(path))
+    tree = _resolve_paths(tree, path.resolve().parent)
+    for item in overrides or []:
+        parts, value = _parse_override(item)
+        _set_dotted(tree, parts, value)
+    tree["source_path"] = str(path.resolve())
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as err:
+        raise _format_validation_error(err, str(path)) from None

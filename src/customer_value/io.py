@@ -1,0 +1,325 @@
+"""The only module that reads and writes files.
+
+Sources are read through their :class:`~customer_value.config.SourceConfig`: format, column mapping,
+derived columns and the cancellation rule, so a user's own log loads through configuration alone.
+Writes are atomic: a temporary file in the target folder is renamed into place, so a crash leaves the
+old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import gzip
+import operator
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from customer_value.config import SourceConfig
+from customer_value.errors import DataValidationError
+
+__all__ = [
+    "atomic_path",
+    "detect_format",
+    "read_source",
+    "write_frame",
+    "write_text",
+    "evaluate_expression",
+]
+
+
+def detect_format(path: Path, declared: str = "auto") -> str:
+    """Return ``csv``, ``parquet`` or ``whitespace`` for a path, honouring a declared format."""
+    if declared != "auto":
+        return declared
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")):
+        return "csv"
+    if name.endswith((".txt", ".txt.gz", ".tsv", ".dat", ".dat.gz")):
+        return "whitespace"
+    raise DataValidationError(
+        "cannot tell the file format from its name",
+        file=str(path),
+        hint="set 'format' in the source config to csv, parquet or whitespace",
+    )
+
+
+def _first_undecodable_line(path: Path, encoding: str) -> int | str:
+    """1-based number of the first line that does not decode (only called on the error path)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            for number, line in enumerate(fh, start=1):
+                try:
+                    line.decode(encoding)
+                except UnicodeDecodeError:
+                    return number
+    except OSError:
+        pass
+    return "?"
+
+
+def _read_raw(source: SourceConfig) -> pd.DataFrame:
+    path = Path(source.path)
+    if not path.exists():
+        raise DataValidationError(
+            "file not found",
+            file=str(path),
+            hint="check the 'path' of this source in the config (relative paths resolve against "
+            "the config file's folder)",
+        )
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataValidationError("the file is empty", file=str(path), hint="supply a file with data")
+    fmt = detect_format(path, source.format)
+    try:
+        if fmt == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            kwargs = dict(
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+                encoding=source.encoding,
+                header=0 if source.header else None,
+                names=source.names,
+            )
+            if fmt == "whitespace":
+                frame = pd.read_csv(path, sep=r"\s+", engine="c", **kwargs)
+            else:
+                frame = pd.read_csv(path, sep=source.delimiter, **kwargs)
+    except UnicodeDecodeError:
+        raise DataValidationError(
+            f"line {_first_undecodable_line(path, source.encoding)}: bytes that are not valid "
+            f"{source.encoding}",
+            file=str(path),
+            hint="set 'encoding' in the source config (e.g. latin-1) or re-save the file as UTF-8",
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataValidationError("the file has no data", file=str(path)) from None
+    except pd.errors.ParserError as exc:
+        raise DataValidationError(
+            f"cannot parse the file as {fmt}: {str(exc).strip()}",
+            file=str(path),
+            hint="check the delimiter, quoting and 'format' in the source config",
+        ) from None
+    except (OSError, ValueError) as exc:
+        # pyarrow raises ArrowInvalid (a ValueError) or OSError for truncated/corrupt parquet.
+        raise DataValidationError(
+            f"cannot read the file as {fmt}: {str(exc).strip().splitlines()[0]}",
+            file=str(path),
+            hint="the file may be truncated or not of the declared format; re-export it",
+        ) from None
+    if frame.empty:
+        raise DataValidationError(
+            "the file has a header but no rows" if len(frame.columns) else "the file has no data",
+            file=str(path),
+            hint="supply a file with at least one row",
+        )
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+# --------------------------------------------------------------------------------------------------
+# Derived columns: a tiny arithmetic language, evaluated without eval() so a config cannot run code.
+
+_BINOPS: dict[type, Callable] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
+
+
+def evaluate_expression(expr: str, frame: pd.DataFrame, *, file: str = "") -> pd.Series:
+    """Evaluate ``+ - * /`` arithmetic over numeric columns of ``frame``.
+
+    Parameters
+    ----------
+    expr : str
+        E.g. ``"Quantity * UnitPrice"``. Names are column names; backquotes allow names with spaces
+        (```Unit Price` * 2``). Only numbers, columns, parentheses and the four operators are allowed.
+    frame : DataFrame
+        The columns the expression may use.
+    file : str
+        Source file, for error messages.
+
+    Returns
+    -------
+    Series
+        Float values; a non-numeric cell in a used column is an error.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"Quantity": ["2", "3"], "UnitPrice": ["1.5", "2"]})
+    >>> evaluate_expression("Quantity * UnitPrice", df).tolist()
+    [3.0, 6.0]
+    """
+    names: dict[str, str] = {}
+
+    def _rewrite(text: str) -> str:
+        out, i = [], 0
+        while i < len(text):
+            if text[i] == "`":
+                j = text.index("`", i + 1)
+                key = f"__col{len(names)}"
+                names[key] = text[i + 1 : j]
+                out.append(key)
+                i = j + 1
+            else:
+                out.append(text[i])
+                i += 1
+        return "".join(out)
+
+    try:
+        tree = ast.parse(_rewrite(expr), mode="eval")
+    except (SyntaxError, ValueError):
+        raise DataValidationError(
+            f"cannot parse derived-column expression {expr!r}",
+            file=file,
+            hint="use column names, numbers, parentheses and + - * / only",
+        ) from None
+
+    def _column(name: str) -> pd.Series:
+        col = names.get(name, name)
+        if col not in frame.columns:
+            raise DataValidationError(
+                f"expression {expr!r} uses column '{col}', which the file does not have",
+                file=file,
+                hint=f"available columns: {', '.join(map(str, frame.columns))}",
+            )
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna() & frame[col].notna()
+        if bad.any():
+            raise DataValidationError(
+                f"non-numeric values used in expression {expr!r}",
+                file=file,
+                column=col,
+                examples=frame.loc[bad, col].unique()[:5],
+                hint="clean the column or map a numeric column instead",
+            )
+        return values.astype("float64")
+
+    def _eval(node: ast.AST):
+        if isinstance(node, ast.Expression):
+            return _eval(node.body)
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            return _BINOPS[type(node.op)](_eval(node.left), _eval(node.right))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            value = _eval(node.operand)
+            return -value if isinstance(node.op, ast.USub) else value
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            return float(node.value)
+        if isinstance(node, ast.Name):
+            return _column(node.id)
+        raise DataValidationError(
+            f"expression {expr!r} uses something other than columns, numbers and + - * /",
+            file=file,
+        )
+
+    result = _eval(tree)
+    if not isinstance(result, pd.Series):
+        result = pd.Series(np.full(len(frame), result), index=frame.index)
+    return result
+
+
+def read_source(source: SourceConfig) -> pd.DataFrame:
+    """Read one source and map it onto the contract vocabulary.
+
+    Derived columns are computed from the source's own column names first, then columns are renamed
+    by ``columns``; the cancellation rule adds a boolean ``is_return``. Types are not checked here:
+    :mod:`customer_value.validate` does that and reports what it changed.
+
+    Parameters
+    ----------
+    source : SourceConfig
+        File, format and mapping.
+
+    Returns
+    -------
+    DataFrame
+        Raw values under contract names (and any unmapped source columns).
+    """
+    frame = _read_raw(source)
+    file = str(source.path)
+    missing_sources = [c for c in source.columns if c not in frame.columns]
+    if missing_sources:
+        raise DataValidationError(
+            f"column mapping names source column(s) {missing_sources} that the file does not have",
+            file=file,
+            hint=f"the file's columns are: {', '.join(map(str, frame.columns))}",
+        )
+    derived = {name: evaluate_expression(expr, frame, file=file) for name, expr in source.derive.items()}
+    frame = frame.rename(columns=source.columns)
+    for name, values in derived.items():
+        frame[name] = values
+    if source.cancellation is not None:
+        col = source.cancellation.column
+        if col not in frame.columns:
+            raise DataValidationError(
+                f"the cancellation rule uses column '{col}', which is not in the file after mapping",
+                file=file,
+                hint="map a source column to it under 'columns' or fix 'cancellation.column'",
+            )
+        frame["is_return"] = (
+            frame[col].astype("string").str.startswith(source.cancellation.prefix).fillna(False)
+        ).astype(bool)
+    return frame
+
+
+# --------------------------------------------------------------------------------------------------
+# Atomic writes
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success.
+
+    The temporary file lives in the same folder so the final ``os.replace`` is atomic on POSIX. On
+    any exception the temporary file is removed and ``target`` is left as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_frame(frame: pd.DataFrame, target: str | Path) -> Path:
+    """Write a frame atomically as parquet or csv (by the target's extension)."""
+    target = Path(target)
+    name = target.name.lower()
+    with atomic_path(target) as tmp:
+        if name.endswith((".parquet", ".pq")):
+            frame.to_parquet(tmp, index=False)
+        elif name.endswith((".csv", ".csv.gz")):
+            frame.to_csv(tmp, index=False, compression="gzip" if name.endswith(".gz") else None)
+        else:
+            raise DataValidationError(
+                "unsupported output extension",
+                file=str(target),
+                hint="use .parquet, .csv or .csv.gz",
+            )
+    return target
+
+
+def write_text(text: str, target: str | Path) -> Path:
+    """Write text atomically (UTF-8)."""
+    target = Path(target)
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return target

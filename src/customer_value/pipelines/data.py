@@ -1,0 +1,87 @@
+"""Simulate, load and validate: the data stage of every job."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from customer_value import io
+from customer_value.config import Config, SimulationConfig
+from customer_value.errors import ConfigError
+from customer_value.synthetic import SimulatedBase, simulate_base
+from customer_value.validate import ValidatedData, ValidationReport, validate_tables
+
+__all__ = ["LoadedData", "load_data", "run_simulation", "simulation_paths", "ensure_data"]
+
+
+@dataclass
+class LoadedData:
+    """Validated tables and the report of how they were obtained."""
+
+    data: ValidatedData
+    report: ValidationReport
+
+
+def simulation_paths(sim: SimulationConfig) -> dict[str, Path]:
+    """Where :func:`run_simulation` writes each table and the ground truth."""
+    ext = sim.format
+    return {
+        "transactions": sim.output_dir / f"transactions.{ext}",
+        "customers": sim.output_dir / f"customers.{ext}",
+        "interactions": sim.output_dir / f"interactions.{ext}",
+        "truth": sim.truth_dir / "truth.parquet",
+        "future_transactions": sim.truth_dir / "future_transactions.parquet",
+        "params": sim.truth_dir / "params.json",
+    }
+
+
+def run_simulation(config: Config) -> tuple[SimulatedBase, dict[str, Path]]:
+    """Simulate the configured base and write the tables and the ground truth (atomically)."""
+    sim = config.simulation
+    if sim is None:
+        raise ConfigError(
+            "this config has no 'simulation' section",
+            where=str(config.source_path),
+            hint="use configs/default.yaml, or add a simulation section",
+        )
+    base = simulate_base(
+        n_customers=sim.n_customers,
+        start_date=sim.start_date,
+        end_date=sim.end_date,
+        future_days=sim.future_days,
+        initial_share=sim.initial_share,
+        seed=config.project.seed,
+    )
+    paths = simulation_paths(sim)
+    # Ground truth first, data last: the data file's presence marks a complete simulation.
+    io.write_frame(base.truth, paths["truth"])
+    io.write_frame(base.future_transactions, paths["future_transactions"])
+    io.write_text(json.dumps(base.params, indent=2), paths["params"])
+    io.write_frame(base.interactions, paths["interactions"])
+    io.write_frame(base.customers, paths["customers"])
+    io.write_frame(base.transactions, paths["transactions"])
+    return base, paths
+
+
+def ensure_data(config: Config) -> bool:
+    """Simulate when the configured transactions are absent and the config allows it.
+
+    Returns True when a simulation ran.
+    """
+    if Path(config.data.transactions.path).exists():
+        return False
+    if config.simulation is not None and config.simulation.auto:
+        run_simulation(config)
+        return True
+    return False
+
+
+def load_data(config: Config) -> LoadedData:
+    """Read every configured source and validate it."""
+    dc = config.data
+    tx = io.read_source(dc.transactions)
+    cust = io.read_source(dc.customers) if dc.customers is not None else None
+    inter = io.read_source(dc.interactions) if dc.interactions is not None else None
+    data, report = validate_tables(tx, dc, customers=cust, interactions=inter)
+    return LoadedData(data, report)

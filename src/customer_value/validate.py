@@ -1,0 +1,429 @@
+"""Raw frames -> validated frames, plus a report of every row read, dropped or changed.
+
+Validation happens once, at the boundary; code downstream trusts the validated frames. Violations
+that cannot be fixed by a configured policy raise :class:`~customer_value.errors.DataValidationError`
+naming the file, the column, a few offending values and what to do.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from customer_value.config import DataConfig, PolicyConfig
+from customer_value.errors import DataValidationError
+from customer_value.schema import INTERACTION_KINDS, TABLES, TableSchema
+
+__all__ = ["ValidatedData", "ValidationReport", "validate_tables", "summarize"]
+
+_FLOAT_ID = re.compile(r"^(\d+)\.0+$")
+_TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+
+
+@dataclass
+class ValidationReport:
+    """Counts per table and rule: what was read, dropped and changed."""
+
+    rows: list[dict] = field(default_factory=list)
+    facts: dict[str, dict] = field(default_factory=dict)
+
+    def add(self, table: str, rule: str, action: str, n_rows: int) -> None:
+        """Record that ``rule`` did ``action`` to ``n_rows`` rows of ``table``."""
+        self.rows.append({"table": table, "rule": rule, "action": action, "rows": int(n_rows)})
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per (table, rule)."""
+        return pd.DataFrame(self.rows, columns=["table", "rule", "action", "rows"])
+
+    def dropped(self, table: str, rule: str) -> int:
+        """Rows dropped by ``rule`` in ``table`` (0 when the rule did nothing)."""
+        frame = self.to_frame()
+        hit = frame[(frame.table == table) & (frame.rule == rule) & (frame.action == "dropped")]
+        return int(hit.rows.sum())
+
+
+@dataclass
+class ValidatedData:
+    """The validated contract tables. ``customers`` and ``interactions`` may be absent."""
+
+    transactions: pd.DataFrame
+    customers: pd.DataFrame | None = None
+    interactions: pd.DataFrame | None = None
+
+
+def _require_columns(frame: pd.DataFrame, schema: TableSchema, file: str) -> None:
+    missing = [c for c in schema.required if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"missing required column(s) {missing} for the {schema.name} table",
+            file=file,
+            hint=f"the file has columns {list(map(str, frame.columns))}; map yours onto the "
+            f"contract under 'columns' (source name: contract name) in the config",
+        )
+
+
+def _normalize_ids(values: pd.Series) -> pd.Series:
+    """Ids as trimmed strings; ``17850.0`` (ids written as floats) becomes ``17850``."""
+    s = values.astype("string").str.strip()
+    s = s.mask(s == "")
+    return s.str.replace(_FLOAT_ID, r"\1", regex=True)
+
+
+def _parse_datetime(
+    values: pd.Series, *, file: str, column: str, fmt: str | None, timezone: str | None
+) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        text = values.astype("string").str.strip()
+        present = text.notna()
+        has_tz = text.str.contains(_TZ_SUFFIX, na=False)
+        if has_tz.any() and (has_tz != present).any() and timezone is None:
+            raise DataValidationError(
+                "some timestamps carry a timezone and others do not",
+                file=file,
+                column=column,
+                examples=[*text[has_tz].head(2), *text[present & ~has_tz].head(2)],
+                hint="write all timestamps in one form, or set data.timezone so that naive ones "
+                "are read in that zone",
+            )
+        try:
+            if has_tz.any():
+                parsed = pd.to_datetime(text, format=fmt or "ISO8601", utc=True, errors="coerce")
+                if (present & ~has_tz).any():
+                    naive = pd.to_datetime(
+                        text[~has_tz], format=fmt or "ISO8601", errors="coerce"
+                    ).dt.tz_localize(timezone)
+                    parsed = parsed.where(has_tz, naive.dt.tz_convert("UTC").reindex(text.index))
+            else:
+                parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce")
+        except (ValueError, TypeError) as exc:
+            raise DataValidationError(
+                f"cannot parse dates: {exc}",
+                file=file,
+                column=column,
+                hint="set 'date_format' in the source config (e.g. %Y-%m-%d %H:%M:%S or %Y%m%d)",
+            ) from None
+        bad = parsed.isna() & present
+        if bad.any():
+            raise DataValidationError(
+                f"{int(bad.sum())} value(s) are not dates"
+                + (f" in format {fmt!r}" if fmt else " (ISO 8601 expected)"),
+                file=file,
+                column=column,
+                examples=text[bad].unique()[:5],
+                hint="fix the values, or set 'date_format' in the source config to match them",
+            )
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert(timezone or "UTC").dt.tz_localize(None)
+    return parsed.astype("datetime64[ns]")
+
+
+def _parse_float(values: pd.Series, *, file: str, column: str) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.astype("float64")
+    text = values.astype("string").str.strip()
+    parsed = pd.to_numeric(text, errors="coerce")
+    bad = parsed.isna() & text.notna()
+    if bad.any():
+        raise DataValidationError(
+            f"{int(bad.sum())} value(s) are not numbers",
+            file=file,
+            column=column,
+            examples=text[bad].unique()[:5],
+            hint="remove currency symbols and thousands separators, or map a numeric column",
+        )
+    return parsed.astype("float64")
+
+
+def _validate_transactions(
+    raw: pd.DataFrame, file: str, policies: PolicyConfig, timezone: str | None,
+    date_format: str | None, report: ValidationReport,
+) -> pd.DataFrame:
+    schema = TABLES["transactions"]
+    table = "transactions"
+    _require_columns(raw, schema, file)
+    n_read = len(raw)
+    report.add(table, "read", "read", n_read)
+    frame = pd.DataFrame(index=raw.index)
+    frame["customer_id"] = _normalize_ids(raw["customer_id"])
+    report.facts[table] = {
+        "rows_read": n_read,
+        "customers_before_filtering": int(frame["customer_id"].nunique(dropna=True)),
+    }
+
+    missing_id = frame["customer_id"].isna()
+    if missing_id.any():
+        if policies.missing_customer_id == "error":
+            raise DataValidationError(
+                f"{int(missing_id.sum())} row(s) have no customer id",
+                file=file,
+                column="customer_id",
+                examples=[f"row {i + 2}" for i in np.flatnonzero(missing_id)[:5]],
+                hint="set data.policies.missing_customer_id: drop to drop them",
+            )
+    keep = ~missing_id
+    report.add(table, "missing_customer_id", "dropped", int(missing_id.sum()))
+
+    frame["timestamp"] = _parse_datetime(
+        raw["timestamp"].where(keep), file=file, column="timestamp", fmt=date_format,
+        timezone=timezone,
+    )
+    missing_ts = frame["timestamp"].isna() & keep
+    if missing_ts.any():
+        raise DataValidationError(
+            f"{int(missing_ts.sum())} row(s) have no timestamp",
+            file=file,
+            column="timestamp",
+            examples=[f"row {i + 2}" for i in np.flatnonzero(missing_ts)[:5]],
+            hint="every transaction needs a date; fill or remove these rows",
+        )
+    frame["amount"] = _parse_float(raw["amount"].where(keep), file=file, column="amount")
+    missing_amount = frame["amount"].isna() & keep
+    if missing_amount.any():
+        if policies.missing_amount == "error":
+            raise DataValidationError(
+                f"{int(missing_amount.sum())} row(s) have no amount",
+                file=file,
+                column="amount",
+                examples=[f"row {i + 2}" for i in np.flatnonzero(missing_amount)[:5]],
+                hint="fill them, or set data.policies.missing_amount: drop",
+            )
+        keep &= ~missing_amount
+    report.add(table, "missing_amount", "dropped", int(missing_amount.sum()))
+    inf_amount = np.isinf(frame["amount"]) & keep
+    if inf_amount.any():
+        raise DataValidationError(
+            f"{int(inf_amount.sum())} amount(s) are infinite",
+            file=file,
+            column="amount",
+            examples=raw.loc[inf_amount, "amount"].head(5).tolist(),
+        )
+
+    for col, kind in schema.optional.items():
+        if col not in raw.columns or col == "is_return":
+            continue
+        if kind == "float":
+            frame[col] = _parse_float(raw[col].where(keep), file=file, column=col)
+        else:
+            frame[col] = raw[col].astype("string").str.strip()
+    frame["is_return"] = raw["is_return"].astype(bool) if "is_return" in raw.columns else False
+
+    if policies.exclude_products:
+        if "product_id" not in frame.columns:
+            raise DataValidationError(
+                "data.policies.exclude_products is set but the file has no product_id column",
+                file=file,
+                hint="map a product column to product_id, or empty exclude_products",
+            )
+        pid = frame["product_id"].fillna("")
+        uniq = pid[keep].unique()
+        hits = {
+            p for p in uniq if any(fnmatch.fnmatchcase(p, pat) for pat in policies.exclude_products)
+        }
+        excluded = keep & pid.isin(hits)
+        report.add(table, "exclude_products", "dropped", int(excluded.sum()))
+        keep &= ~excluded
+
+    zero = keep & (frame["amount"] == 0)
+    if policies.zero_amounts == "drop":
+        report.add(table, "zero_amounts", "dropped", int(zero.sum()))
+        keep &= ~zero
+
+    negative = keep & (frame["amount"] < 0) & ~frame["is_return"]
+    if negative.any():
+        if policies.negative_amounts == "error":
+            raise DataValidationError(
+                f"{int(negative.sum())} negative amount(s) not marked as returns",
+                file=file,
+                column="amount",
+                examples=frame.loc[negative, "amount"].head(5).tolist(),
+                hint="set data.policies.negative_amounts to 'return' or 'drop', or add a "
+                "cancellation rule to the source",
+            )
+        if policies.negative_amounts == "drop":
+            keep &= ~negative
+            report.add(table, "negative_amounts", "dropped", int(negative.sum()))
+        else:
+            frame.loc[negative, "is_return"] = True
+            report.add(table, "negative_amounts", "marked as return", int(negative.sum()))
+
+    # A cancellation line with a positive amount would add spend; it is a refund, so flip its sign.
+    flip = keep & frame["is_return"] & (frame["amount"] > 0)
+    frame.loc[flip, "amount"] = -frame.loc[flip, "amount"]
+    report.add(table, "returns_positive_amount", "sign flipped", int(flip.sum()))
+
+    returns = keep & frame["is_return"]
+    if policies.returns == "drop":
+        keep &= ~returns
+        report.add(table, "returns", "dropped", int(returns.sum()))
+    else:
+        report.add(table, "returns", "kept as negative amounts", int(returns.sum()))
+
+    frame = frame[keep]
+    if policies.duplicates == "drop":
+        # Duplicates are judged on the raw row (every source column), not just the contract columns.
+        dup = raw.loc[frame.index].duplicated(keep="first")
+        report.add(table, "duplicates", "dropped", int(dup.sum()))
+        frame = frame[~dup.to_numpy()]
+    if frame.empty:
+        raise DataValidationError(
+            "no transactions are left after validation",
+            file=file,
+            hint="see the validation report for the rules that dropped rows; relax the policies",
+        )
+    frame = frame.sort_values(["customer_id", "timestamp"], kind="stable").reset_index(drop=True)
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    report.add(table, "output", "kept", len(frame))
+    return frame
+
+
+def _validate_customers(raw: pd.DataFrame, file: str, date_format: str | None,
+                        timezone: str | None, report: ValidationReport) -> pd.DataFrame:
+    schema = TABLES["customers"]
+    _require_columns(raw, schema, file)
+    report.add("customers", "read", "read", len(raw))
+    frame = pd.DataFrame({"customer_id": _normalize_ids(raw["customer_id"])})
+    missing = frame["customer_id"].isna()
+    report.add("customers", "missing_customer_id", "dropped", int(missing.sum()))
+    if "signup_date" in raw.columns:
+        frame["signup_date"] = _parse_datetime(
+            raw["signup_date"], file=file, column="signup_date", fmt=date_format, timezone=timezone
+        )
+    if "acquisition_channel" in raw.columns:
+        frame["acquisition_channel"] = raw["acquisition_channel"].astype("string")
+    if "acquisition_cost" in raw.columns:
+        frame["acquisition_cost"] = _parse_float(
+            raw["acquisition_cost"], file=file, column="acquisition_cost"
+        )
+        neg = frame["acquisition_cost"] < 0
+        if neg.any():
+            raise DataValidationError(
+                f"{int(neg.sum())} negative acquisition cost(s)",
+                file=file,
+                column="acquisition_cost",
+                examples=frame.loc[neg, "acquisition_cost"].head(5).tolist(),
+            )
+    if "referred_by" in raw.columns:
+        frame["referred_by"] = _normalize_ids(raw["referred_by"])
+    frame = frame[~missing]
+    dup = frame["customer_id"].duplicated(keep="first")
+    report.add("customers", "duplicate_customer_id", "dropped", int(dup.sum()))
+    frame = frame[~dup].sort_values("customer_id").reset_index(drop=True)
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    if "referred_by" in frame.columns:
+        frame["referred_by"] = frame["referred_by"].astype(object).where(
+            frame["referred_by"].notna(), None
+        )
+    report.add("customers", "output", "kept", len(frame))
+    return frame
+
+
+_SCORE_RANGE = {"nps": (0, 10), "csat": (1, 5)}
+
+
+def _validate_interactions(raw: pd.DataFrame, file: str, date_format: str | None,
+                           timezone: str | None, report: ValidationReport) -> pd.DataFrame:
+    schema = TABLES["interactions"]
+    _require_columns(raw, schema, file)
+    report.add("interactions", "read", "read", len(raw))
+    frame = pd.DataFrame({"customer_id": _normalize_ids(raw["customer_id"])})
+    missing = frame["customer_id"].isna()
+    report.add("interactions", "missing_customer_id", "dropped", int(missing.sum()))
+    frame["timestamp"] = _parse_datetime(
+        raw["timestamp"].where(~missing), file=file, column="timestamp", fmt=date_format,
+        timezone=timezone,
+    )
+    frame["kind"] = raw["kind"].astype("string").str.strip().str.lower()
+    unknown = ~frame["kind"].isin(INTERACTION_KINDS) & ~missing
+    if unknown.any():
+        raise DataValidationError(
+            f"{int(unknown.sum())} interaction(s) of unknown kind",
+            file=file,
+            column="kind",
+            examples=frame.loc[unknown, "kind"].unique()[:5],
+            hint=f"kind must be one of {', '.join(INTERACTION_KINDS)}",
+        )
+    if "score" in raw.columns:
+        frame["score"] = _parse_float(raw["score"], file=file, column="score")
+    else:
+        frame["score"] = np.nan
+    for kind, (lo, hi) in _SCORE_RANGE.items():
+        rows = (frame["kind"] == kind) & frame["score"].notna()
+        bad = rows & ((frame["score"] < lo) | (frame["score"] > hi))
+        if bad.any():
+            raise DataValidationError(
+                f"{int(bad.sum())} {kind} score(s) outside {lo}..{hi}",
+                file=file,
+                column="score",
+                examples=frame.loc[bad, "score"].head(5).tolist(),
+            )
+    frame = frame[~missing].sort_values(["customer_id", "timestamp"], kind="stable")
+    frame = frame.reset_index(drop=True)
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    frame["kind"] = frame["kind"].astype(str)
+    report.add("interactions", "output", "kept", len(frame))
+    return frame
+
+
+def validate_tables(
+    transactions: pd.DataFrame,
+    config: DataConfig,
+    customers: pd.DataFrame | None = None,
+    interactions: pd.DataFrame | None = None,
+) -> tuple[ValidatedData, ValidationReport]:
+    """Validate raw contract frames (as read by :func:`customer_value.io.read_source`).
+
+    Parameters
+    ----------
+    transactions, customers, interactions : DataFrame
+        Raw frames under contract column names; the last two are optional.
+    config : DataConfig
+        Sources (for file names and date formats) and policies.
+
+    Returns
+    -------
+    (ValidatedData, ValidationReport)
+        Typed frames sorted by customer and time, and the per-rule report.
+
+    Raises
+    ------
+    DataValidationError
+        When a rule cannot be satisfied by the configured policies.
+    """
+    report = ValidationReport()
+    src = config.transactions
+    tx = _validate_transactions(
+        transactions, str(src.path), config.policies, config.timezone, src.date_format, report
+    )
+    cust = inter = None
+    if customers is not None and config.customers is not None:
+        cust = _validate_customers(
+            customers, str(config.customers.path), config.customers.date_format, config.timezone,
+            report,
+        )
+    if interactions is not None and config.interactions is not None:
+        inter = _validate_interactions(
+            interactions, str(config.interactions.path), config.interactions.date_format,
+            config.timezone, report,
+        )
+    report.facts["summary"] = summarize(tx)
+    return ValidatedData(tx, cust, inter), report
+
+
+def summarize(transactions: pd.DataFrame) -> dict:
+    """Customers, transactions, date range and revenue of a validated transaction table."""
+    tx = transactions
+    return {
+        "customers": int(tx["customer_id"].nunique()),
+        "transactions": int(len(tx)),
+        "orders": int(tx["order_id"].nunique()) if "order_id" in tx.columns else None,
+        "first_date": str(tx["timestamp"].min().date()),
+        "last_date": str(tx["timestamp"].max().date()),
+        "revenue": round(float(tx["amount"].sum()), 2),
+        "returns": int(tx["is_return"].sum()),
+    }

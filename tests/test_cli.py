@@ -1,0 +1,83 @@
+"""The command line: summaries, and user errors as clear messages with exit code 2."""
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import REPO, write
+from customer_value.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, list(map(str, args)))
+
+
+def test_simulate_then_validate(make_config, tmp_path):
+    cfg = make_config("""
+        project: {seed: 5}
+        simulation: {n_customers: 300, output_dir: raw, truth_dir: truth}
+        data:
+          transactions: {path: raw/transactions.parquet}
+          customers: {path: raw/customers.parquet}
+          interactions: {path: raw/interactions.parquet}
+    """)
+    res = invoke("simulate", "--config", cfg)
+    assert res.exit_code == 0, res.output
+    assert "Simulated 300 customers" in res.output
+    res = invoke("validate", "--config", cfg, "--report", tmp_path / "report.json")
+    assert res.exit_code == 0, res.output
+    assert "Summary: 300 customers" in res.output
+    assert "customer ids before filtering: 300" in res.output
+    assert (tmp_path / "report.json").exists()
+
+
+def test_train_simulates_when_data_is_absent(make_config, tmp_path):
+    cfg = make_config("""
+        simulation: {n_customers: 200, output_dir: raw, truth_dir: truth}
+        data:
+          transactions: {path: raw/transactions.parquet}
+    """)
+    res = invoke("train", "--config", cfg)
+    assert res.exit_code == 0, res.output
+    assert "Simulated the default customer base" in res.output
+    assert "Summary: 200 customers" in res.output
+    assert (tmp_path / "truth" / "truth.parquet").exists()
+
+
+def test_user_error_exit_code_2_no_traceback_nothing_written(make_config, tmp_path):
+    write(tmp_path / "tx.csv", "customer_id,timestamp,amount\n1,not-a-date,5\n")
+    cfg = make_config("data:\n  transactions:\n    path: tx.csv\n")
+    report = tmp_path / "out" / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "customer_value.cli", "validate", "--config", str(cfg),
+         "--report", str(report)],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.startswith("error: ")
+    assert "column 'timestamp'" in proc.stderr and "'not-a-date'" in proc.stderr
+    assert not report.exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["validate", "--config", "missing.yaml"], "config file not found"),
+    (["validate", "--config", "{cfg}", "--set", "project.sed=1"], "unknown key 'project.sed'"),
+    (["simulate", "--config", "{cfg}"], "no 'simulation' section"),
+])
+def test_config_errors(make_config, args, fragment):
+    cfg = make_config("data:\n  transactions:\n    path: tx.csv\n")
+    res = invoke(*[a.format(cfg=cfg) for a in args])
+    assert res.exit_code == 2
+    assert fragment in res.output
+    assert "Traceback" not in res.output
+
+
+def test_make_help_lists_targets():
+    out = subprocess.run(["make", "-s", "-C", str(REPO)], capture_output=True, text=True).stdout
+    for target in ("train", "test", "clean", "simulate", "validate"):
+        assert f"  {target} " in out
