@@ -7,7 +7,7 @@ CONFIG ?= configs/default.yaml
 CV     := $(BIN)/customer-value
 
 .DEFAULT_GOAL := help
-.PHONY: help install simulate validate train test test-fast lint clean
+.PHONY: help install simulate validate features catalog train test test-fast lint bench bench-features clean
 
 help: ## Show the targets with one line each
 	@echo "customer_value — make targets:"
@@ -29,6 +29,12 @@ simulate: $(STAMP) ## Simulate the default customer base (data/raw) and its grou
 validate: $(STAMP) ## Validate the configured data and print the report (CONFIG=...)
 	$(CV) validate --config $(CONFIG)
 
+features: $(STAMP) ## Write the feature table at AS_OF (default: last date) to data/processed/features.parquet
+	$(CV) features --config $(CONFIG) $(if $(AS_OF),--as-of $(AS_OF),)
+
+catalog: $(STAMP) ## Regenerate docs/features.md from the feature catalog
+	$(CV) catalog --output docs/features.md
+
 train: $(STAMP) ## The main job on CONFIG (default: simulated data, simulated on first use)
 	$(CV) train --config $(CONFIG)
 
@@ -38,10 +44,16 @@ test: $(STAMP) ## Run the whole test suite (slow tests included)
 test-fast: $(STAMP) ## Run the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"
 
+bench-features: $(STAMP) ## Feature building on 1M and 10M transactions vs lifetimes and DuckDB
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(BIN)/python benchmarks/bench_features.py --sizes 1000000,10000000 --out reports/bench_features.md
+
+bench: bench-features ## All benchmarks (writes reports/*.md)
+
 lint: $(STAMP) ## Lint with ruff
 	$(BIN)/ruff check src tests
 
 clean: ## Remove generated data, models, runs and the venv
-	rm -rf $(VENV) data/raw/* data/truth/* data/processed/* models/* mlflow.db mlruns mlartifacts reports/*
+	rm -rf $(VENV) .bench data/raw/* data/truth/* data/processed/* models/* mlflow.db mlruns mlartifacts reports/*
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	@touch data/raw/.gitkeep data/truth/.gitkeep data/processed/.gitkeep models/.gitkeep

@@ -81,3 +81,27 @@ def test_make_help_lists_targets():
     out = subprocess.run(["make", "-s", "-C", str(REPO)], capture_output=True, text=True).stdout
     for target in ("train", "test", "clean", "simulate", "validate"):
         assert f"  {target} " in out
+
+
+def test_features_command_writes_the_table(make_config, tmp_path):
+    cfg = make_config("""
+        simulation: {n_customers: 400, output_dir: raw, truth_dir: truth}
+        data:
+          transactions: {path: raw/transactions.parquet}
+          customers: {path: raw/customers.parquet}
+          interactions: {path: raw/interactions.parquet}
+    """)
+    out = tmp_path / "feats.parquet"
+    res = invoke("features", "--config", cfg, "--as-of", "2023-12-31", "--output", out)
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    frame = pd.read_parquet(out)
+    assert frame["customer_id"].is_unique and (frame["as_of"] == pd.Timestamp("2023-12-31")).all()
+    assert {"recency_days", "p_alive", "customer_value_to_date", "nps_last"} <= set(frame.columns)
+    res = invoke("features", "--config", cfg, "--as-of", "yesterday-ish", "--output", tmp_path / "x.parquet")
+    assert res.exit_code == 2 and "is not a date" in res.output
+    assert not (tmp_path / "x.parquet").exists()
+    res = invoke("features", "--config", cfg, "--as-of", "2001-01-01", "--output", tmp_path / "y.parquet")
+    assert res.exit_code == 2 and "no customer has a transaction on or before 2001-01-01" in res.output
+    assert not (tmp_path / "y.parquet").exists()

@@ -61,7 +61,7 @@ def test_unknown_override_key_is_an_error(make_config):
 
 
 def test_unknown_top_level_section(make_config):
-    with pytest.raises(ConfigError, match="unknown key 'modle'.*valid keys here: data, project"):
+    with pytest.raises(ConfigError, match="unknown key 'modle'.*valid keys here: data, features, project, simulation, snapshots"):
         load_config(make_config(MINIMAL + "modle: {}\n"))
 
 

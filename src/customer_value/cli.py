@@ -139,6 +139,43 @@ def validate(
 
 @app.command()
 @_user_errors
+def features(
+    config: ConfigOpt = Path("configs/default.yaml"),
+    set_: SetOpt = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Cutoff date (default: the last date in the data).")
+    ] = None,
+    output: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")] = Path(
+        "data/processed/features.parquet"
+    ),
+) -> None:
+    """Build the point-in-time feature table at --as-of and write it."""
+    from customer_value.pipelines.features import run_features
+
+    cfg = _load(config, set_)
+    t = time.perf_counter()
+    frame, when = run_features(cfg, as_of, output)
+    typer.echo(
+        f"Features at {when.date()}: {len(frame):,} customers x {frame.shape[1] - 2} features "
+        f"in {time.perf_counter() - t:.1f}s -> {output}"
+    )
+
+
+@app.command()
+@_user_errors
+def catalog(
+    output: Annotated[Path, typer.Option(help="Markdown file to write.")] = Path("docs/features.md"),
+) -> None:
+    """Regenerate the feature catalog page."""
+    from customer_value import io
+    from customer_value.features.catalog import catalog_markdown
+
+    io.write_text(catalog_markdown(), output)
+    typer.echo(f"Feature catalog written to {output}")
+
+
+@app.command()
+@_user_errors
 def train(config: ConfigOpt = Path("configs/default.yaml"), set_: SetOpt = None) -> None:
     """The main job. At this stage: simulate if needed, then validate and summarise the data."""
     from customer_value.pipelines.data import ensure_data, load_data

@@ -24,6 +24,8 @@ __all__ = [
     "CancellationRule",
     "Config",
     "DataConfig",
+    "FeatureConfig",
+    "SnapshotConfig",
     "PolicyConfig",
     "ProjectConfig",
     "SimulationConfig",
@@ -144,12 +146,60 @@ class SimulationConfig(_Model):
         return self
 
 
+class FeatureConfig(_Model):
+    """Point-in-time features and the prediction windows."""
+
+    horizon_days: int = Field(365, gt=0, description="CLV window after as_of: (as_of, as_of + h].")
+    churn_window_days: int = Field(
+        90, gt=0, description="Churned = no purchase day in (as_of, as_of + churn_window_days]."
+    )
+    trend_windows_days: list[int] = Field(
+        default_factory=lambda: [30, 90, 180],
+        description="Recent windows compared with the window of equal length before them.",
+    )
+    top_categories: int = Field(10, ge=0, description="Categories with a share-of-spend feature.")
+    top_channels: int = Field(5, ge=0, description="Channels with a share-of-orders feature.")
+    cost_per_ticket: float = Field(8.0, ge=0, description="Cost to serve one support ticket.")
+    rate_floor_days: int = Field(
+        30, gt=0, description="Tenure floor for per-year rates, so brand-new customers get no "
+        "extreme rates.",
+    )
+    btyd_penalizer: float = Field(0.0001, ge=0, description="L2 penalty of the BG/NBD and "
+                                  "Gamma-Gamma fits (on log-parameters).")
+
+    @model_validator(mode="after")
+    def _windows_positive(self) -> FeatureConfig:
+        if any(w <= 0 for w in self.trend_windows_days):
+            raise ValueError("trend_windows_days must all be positive")
+        return self
+
+
+class SnapshotConfig(_Model):
+    """Training snapshots stacked before a training as_of (the latest one is out-of-time)."""
+
+    n_snapshots: int = Field(4, ge=2, description="Cutoffs stacked; the latest is out-of-time.")
+    spacing_days: int = Field(60, gt=0, description="Days between consecutive cutoffs.")
+    min_history_days: int = Field(
+        90, ge=0, description="History required before the earliest cutoff."
+    )
+    purge: bool = Field(
+        True, description="Training label windows end on or before the out-of-time cutoff, so no "
+        "training label overlaps the out-of-time label window (honest out-of-time metrics).",
+    )
+    min_label_days: int = Field(
+        30, gt=0, description="Shortest label window accepted when history is shorter than the "
+        "horizon (predictions are then projected to the full horizon).",
+    )
+
+
 class Config(_Model):
     """The whole configuration."""
 
     project: ProjectConfig = Field(default_factory=ProjectConfig)
     data: DataConfig
     simulation: SimulationConfig | None = None
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
 
     source_path: Path | None = Field(None, description="The YAML file this config came from.")
 

@@ -1,0 +1,308 @@
+"""Compose the feature families at a cutoff, and stack training snapshots before a training as_of.
+
+``build_features(tables, as_of, config)`` is the one table every model stands on: one row per
+customer first seen on or before ``as_of``, computed only from events on or before ``as_of``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from customer_value.config import Config, FeatureConfig, SnapshotConfig
+from customer_value.errors import UserError
+from customer_value.features.behaviour import behaviour_features, top_values
+from customer_value.features.btyd import BTYDModels, btyd_features, fit_btyd
+from customer_value.features.events import prepare_events
+from customer_value.features.feedback import feedback_features
+from customer_value.features.labels import build_labels
+from customer_value.features.rfm import rfm_features
+from customer_value.features.value import value_features
+from customer_value.validate import ValidatedData
+
+__all__ = [
+    "FeatureSet",
+    "TrainingSet",
+    "Vocabulary",
+    "build_feature_set",
+    "build_features",
+    "build_training_set",
+    "check_feature_ranges",
+    "model_feature_columns",
+    "plan_cutoffs",
+    "projection_ratio",
+    "LABEL_COLUMNS",
+]
+
+LABEL_COLUMNS = ("churned", "future_revenue", "future_transactions", "future_margin")
+#: Descriptive columns that are not model inputs.
+NON_MODEL_COLUMNS = ("nps_class",)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Category and channel values that get share features; fixed across snapshots and scoring."""
+
+    categories: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+
+
+@dataclass
+class FeatureSet:
+    """Features at one cutoff, with the BTYD models fitted there and the vocabulary used."""
+
+    frame: pd.DataFrame
+    as_of: pd.Timestamp
+    btyd: BTYDModels
+    vocabulary: Vocabulary
+
+
+def build_feature_set(
+    tables: ValidatedData,
+    as_of,
+    config: FeatureConfig,
+    vocabulary: Vocabulary | None = None,
+    btyd: bool = True,
+) -> FeatureSet:
+    """Build every feature family at ``as_of``.
+
+    Parameters
+    ----------
+    tables : ValidatedData
+        Validated transactions, and optionally customers and interactions.
+    as_of : date-like
+        The cutoff; events on that day are included, later events are never read.
+    config : FeatureConfig
+        Windows, vocabulary sizes and costs.
+    vocabulary : Vocabulary, optional
+        Categories/channels with share features. Default: the top ones by sales up to ``as_of``.
+    btyd : bool
+        Fit BG/NBD and Gamma-Gamma and add their outputs (needs a realistic number of customers).
+
+    Returns
+    -------
+    FeatureSet
+    """
+    as_of = pd.Timestamp(as_of).normalize()
+    ev = prepare_events(tables.transactions, as_of)
+    if ev.n == 0:
+        raise UserError(
+            f"no customer has a transaction on or before {as_of.date()}",
+            hint="choose an as_of date inside the data's date range",
+        )
+    if vocabulary is None:
+        vocabulary = Vocabulary(
+            tuple(top_values(ev.tx, "category", config.top_categories)),
+            tuple(top_values(ev.tx, "channel", config.top_channels)),
+        )
+    rfm = rfm_features(ev, config.rate_floor_days)
+    beh = behaviour_features(
+        ev, rfm["days_since_last_purchase"].to_numpy(), config.trend_windows_days,
+        list(vocabulary.categories), list(vocabulary.channels),
+    )
+    fb = feedback_features(ev, tables.interactions)
+    tickets = None if tables.interactions is None else fb["tickets_total"].to_numpy()
+    val = value_features(ev, tables.customers, tickets, config.cost_per_ticket)
+    parts = [rfm, beh, val, fb]
+    models = BTYDModels(None, None)
+    if btyd:
+        models = fit_btyd(rfm, config.btyd_penalizer)
+        parts.append(btyd_features(rfm, models, config.horizon_days, config.churn_window_days))
+    frame = pd.concat(parts, axis=1)
+    frame.index.name = "customer_id"
+    return FeatureSet(frame, as_of, models, vocabulary)
+
+
+def build_features(tables, as_of, config: FeatureConfig, vocabulary=None, btyd=True) -> pd.DataFrame:
+    """The feature table at ``as_of``: one row per customer (index ``customer_id``)."""
+    return build_feature_set(tables, as_of, config, vocabulary, btyd).frame
+
+
+def model_feature_columns(frame: pd.DataFrame) -> list[str]:
+    """Numeric feature columns that models take (labels and descriptive columns excluded)."""
+    skip = set(LABEL_COLUMNS) | set(NON_MODEL_COLUMNS) | {"as_of", "snapshot", "customer_id"}
+    return [c for c in frame.columns
+            if c not in skip and pd.api.types.is_numeric_dtype(frame[c])
+            and not pd.api.types.is_bool_dtype(frame[c])]
+
+
+# --------------------------------------------------------------------------------------------------
+# Snapshots
+
+
+@dataclass
+class CutoffPlan:
+    """Where the snapshots fall and how long their label windows are."""
+
+    oot_cutoff: pd.Timestamp
+    train_cutoffs: list[pd.Timestamp]
+    label_days: int
+    churn_days: int
+    projected: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def plan_cutoffs(
+    first_date, as_of, features: FeatureConfig, snapshots: SnapshotConfig
+) -> CutoffPlan:
+    """Place the out-of-time cutoff and the training cutoffs so no label reads past ``as_of``.
+
+    The out-of-time cutoff is ``as_of − max(label, churn window)``. Training cutoffs step back from
+    it by ``spacing_days``; with ``purge`` they start a whole label window earlier, so no training
+    label overlaps the out-of-time label window. Every cutoff leaves ``min_history_days`` of history.
+    When the history is too short for the horizon, the longest label window that fits (at least
+    ``min_label_days``) is used and predictions are projected to the full horizon.
+    """
+    first = pd.Timestamp(first_date).normalize()
+    as_of = pd.Timestamp(as_of).normalize()
+    history = (as_of - first).days
+    need_train = 1
+    # The label window must fit (n_train + 1) times when purging, once otherwise.
+    span_factor = 1 + need_train if snapshots.purge else 1
+    wanted = max(features.horizon_days, features.churn_window_days)
+    available = (history - snapshots.min_history_days) // span_factor
+    notes: list[str] = []
+    if available >= wanted:
+        label_days, churn_days = features.horizon_days, features.churn_window_days
+    elif available >= snapshots.min_label_days:
+        label_days = min(features.horizon_days, available)
+        churn_days = min(features.churn_window_days, available)
+        notes.append(
+            f"history from {first.date()} to {as_of.date()} ({history} days) is too short for a "
+            f"{features.horizon_days}-day horizon: labels use {label_days} days and CLV predictions "
+            f"are projected to {features.horizon_days} days with the BG/NBD ratio"
+            + (f"; the churn window is shortened to {churn_days} days"
+               if churn_days < features.churn_window_days else "")
+        )
+    else:
+        need = snapshots.min_history_days + span_factor * snapshots.min_label_days
+        raise UserError(
+            f"not enough history to train: the data runs from {first.date()} to {as_of.date()} "
+            f"({history} days) but training needs at least {need} days "
+            f"({snapshots.min_history_days} of history before the first cutoff, then "
+            f"{span_factor} label window(s) of at least {snapshots.min_label_days} days)",
+            hint="use a later as_of, more data, a smaller snapshots.min_history_days or "
+            "snapshots.min_label_days",
+        )
+    span = max(label_days, churn_days)
+    oot = as_of - pd.Timedelta(days=span)
+    start = oot - pd.Timedelta(days=span if snapshots.purge else snapshots.spacing_days)
+    earliest = first + pd.Timedelta(days=snapshots.min_history_days)
+    train = [start - pd.Timedelta(days=k * snapshots.spacing_days)
+             for k in range(snapshots.n_snapshots - 1)]
+    train = [c for c in train if c >= earliest]
+    if len(train) < snapshots.n_snapshots - 1:
+        notes.append(f"only {len(train)} of {snapshots.n_snapshots - 1} training snapshots fit in "
+                     f"the history (earliest cutoff allowed: {earliest.date()})")
+    return CutoffPlan(oot, sorted(train), label_days, churn_days,
+                      label_days < features.horizon_days, notes)
+
+
+@dataclass
+class TrainingSet:
+    """Stacked snapshots: ``frame`` has ``as_of``, ``snapshot`` ("train" or "oot"), features, labels."""
+
+    frame: pd.DataFrame
+    plan: CutoffPlan
+    vocabulary: Vocabulary
+    feature_columns: list[str]
+    btyd: dict[pd.Timestamp, BTYDModels]
+
+    @property
+    def train(self) -> pd.DataFrame:
+        """Rows of the training snapshots."""
+        return self.frame[self.frame["snapshot"] == "train"]
+
+    @property
+    def oot(self) -> pd.DataFrame:
+        """Rows of the out-of-time snapshot."""
+        return self.frame[self.frame["snapshot"] == "oot"]
+
+
+def build_training_set(tables: ValidatedData, as_of, config: Config) -> TrainingSet:
+    """Features and labels at every planned cutoff before ``as_of``; nothing after it is read.
+
+    The vocabulary (categories and channels with share features) is taken at the earliest training
+    cutoff, so every snapshot has the same columns and none of them learns from later data.
+    """
+    as_of = pd.Timestamp(as_of).normalize()
+    tx = tables.transactions
+    # Nothing after as_of is ever read: cut the tables once, here.
+    upto = as_of + pd.Timedelta(days=1)
+    tables = ValidatedData(
+        tx[tx["timestamp"] < upto],
+        tables.customers,
+        None if tables.interactions is None
+        else tables.interactions[tables.interactions["timestamp"] < upto],
+    )
+    plan = plan_cutoffs(tables.transactions["timestamp"].min(), as_of, config.features,
+                        config.snapshots)
+    if not plan.train_cutoffs:
+        raise UserError(
+            "no training snapshot fits before the out-of-time cutoff "
+            f"{plan.oot_cutoff.date()}",
+            hint="use more history, a shorter features.horizon_days, snapshots.purge: false or a "
+            "smaller snapshots.min_history_days",
+        )
+    for note in plan.notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    vocab = build_feature_set(tables, plan.train_cutoffs[0], config.features, btyd=False).vocabulary
+    frames, models = [], {}
+    for cutoff in [*plan.train_cutoffs, plan.oot_cutoff]:
+        fs = build_feature_set(tables, cutoff, config.features, vocab)
+        labels = build_labels(tables.transactions, fs.frame.index, cutoff, plan.label_days,
+                              plan.churn_days)
+        snap = pd.concat([fs.frame, labels], axis=1).reset_index()
+        snap.insert(1, "as_of", cutoff)
+        snap.insert(2, "snapshot", "oot" if cutoff == plan.oot_cutoff else "train")
+        frames.append(snap)
+        models[cutoff] = fs.btyd
+    frame = pd.concat(frames, ignore_index=True)
+    return TrainingSet(frame, plan, vocab, model_feature_columns(frame), models)
+
+
+def projection_ratio(
+    models: BTYDModels, rfm: pd.DataFrame, short_days: int, full_days: int
+) -> pd.Series:
+    """Per customer, E[transactions in full_days] / E[transactions in short_days] under BG/NBD.
+
+    Multiplying a prediction over a short label window by this ratio projects it to the full
+    horizon, with each customer's own expected decay (dropout) taken into account. Without a BG/NBD
+    fit it falls back to the linear ratio ``full_days / short_days``.
+    """
+    if models.bgnbd is None or short_days >= full_days:
+        return pd.Series(full_days / short_days, index=rfm.index)
+    X = pd.DataFrame({"frequency": rfm["frequency"], "recency": rfm["recency_days"],
+                      "T": rfm["tenure_days"]}, index=rfm.index)
+    full = models.bgnbd.expected_transactions(X, full_days)
+    short = models.bgnbd.expected_transactions(X, short_days)
+    ratio = (full / short.where(short > 1e-12)).fillna(full_days / short_days)
+    return ratio.clip(lower=1.0)
+
+
+def check_feature_ranges(
+    train: pd.DataFrame, score: pd.DataFrame, columns: list[str], tolerance: float = 0.05
+) -> dict[str, float]:
+    """Columns where more than ``tolerance`` of scoring rows fall outside the training range.
+
+    Returns ``{column: share outside}``; a warning names them, since trees extrapolate flat.
+    """
+    out = {}
+    for col in columns:
+        lo, hi = train[col].min(), train[col].max()
+        values = score[col].dropna()
+        if values.empty or pd.isna(lo):
+            continue
+        share = float(((values < lo) | (values > hi)).mean())
+        if share > tolerance:
+            out[col] = round(share, 4)
+    if out:
+        worst = ", ".join(f"{k} ({v:.0%})" for k, v in sorted(out.items(), key=lambda kv: -kv[1])[:8])
+        warnings.warn(
+            f"scoring features outside the training range: {worst}. Tree models predict flat "
+            "beyond it; prefer the rate-normalised features or retrain on later cutoffs.",
+            UserWarning, stacklevel=2,
+        )
+    return out

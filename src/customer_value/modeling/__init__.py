@@ -1,0 +1,1 @@
+"""Estimators: BTYD baselines, personas, churn and CLV models."""

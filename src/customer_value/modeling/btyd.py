@@ -1,0 +1,360 @@
+"""BG/NBD and Gamma-Gamma, fitted by maximum likelihood, as scikit-learn style estimators.
+
+BG/NBD (Fader, Hardie & Lee 2005, "Counting your customers the easy way") models repeat purchases
+as Poisson(λ) with λ ~ Gamma(r, α), and dropout after each repeat purchase with probability
+p ~ Beta(a, b). Gamma-Gamma (Fader, Hardie & Lee 2005, "RFM and CLV") models each customer's order
+values as Gamma(p, ν) with ν ~ Gamma(q, γ).
+
+Numerics: the likelihoods are computed in log space (``gammaln``, ``betaln``, ``logaddexp``); the
+fit runs on unique (x, t_x, T) triples with counts as weights, on log-parameters, with time (and
+money) rescaled so that the optimiser sees values near 1; a small penalty on the log-parameters
+(``penalizer``) keeps them finite when the data cannot identify them, and a warning says what to do
+when a fit looks poor. Inputs use the vocabulary of METRICS.md: ``frequency`` = repeat purchase
+days, ``recency`` = last − first purchase day, ``T`` = as_of − first purchase day (all in days).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+from scipy.special import betaln, digamma, gammaln, hyp2f1
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["BetaGeoModel", "GammaGammaModel", "PoorFitWarning"]
+
+
+class PoorFitWarning(UserWarning):
+    """The maximum-likelihood fit converged badly or hit the edge of the parameter space."""
+
+
+def _as_arrays(X, names):
+    if isinstance(X, pd.DataFrame):
+        missing = [n for n in names if n not in X.columns]
+        if missing:
+            raise ValueError(f"X lacks column(s) {missing}; expected {names}")
+        return [np.asarray(X[n], dtype=float) for n in names]
+    arr = np.asarray(X, dtype=float)
+    if arr.ndim != 2 or arr.shape[1] != len(names):
+        raise ValueError(f"X must have {len(names)} columns: {names}")
+    return [arr[:, i] for i in range(len(names))]
+
+
+def _minimize(objective, starts, n_params, jac=False):
+    """L-BFGS-B from the first start; the other starts are tried only when that one fails."""
+    best = None
+    for x0 in starts:
+        res = minimize(objective, np.asarray(x0, dtype=float), method="L-BFGS-B", jac=jac,
+                       bounds=[(-12.0, 12.0)] * n_params)
+        if best is None or (np.isfinite(res.fun) and res.fun < best.fun):
+            best = res
+        if best.success and np.all(np.abs(best.x) < 11.5):
+            break
+    return best
+
+
+class BetaGeoModel(BaseEstimator):
+    """BG/NBD model of repeat purchasing and dropout.
+
+    Parameters
+    ----------
+    penalizer : float, default 0.0001
+        Weight of the L2 penalty on the log-parameters, added to the mean negative log-likelihood.
+        Raise it (e.g. 0.01-0.1) when a fit warns that parameters ran off to extremes.
+
+    Attributes
+    ----------
+    r_, alpha_, a_, b_ : float
+        Fitted parameters (``alpha_`` in days).
+    log_likelihood_ : float
+        Total log-likelihood of the training data at the fitted parameters (no penalty).
+    n_customers_ : int
+
+    Examples
+    --------
+    >>> from customer_value.synthetic import simulate_bgnbd
+    >>> X = simulate_bgnbd(2000, r=0.5, alpha=20, a=0.8, b=2.5, T=365, seed=0)
+    >>> model = BetaGeoModel().fit(X)
+    >>> bool(model.p_alive(X).between(0, 1).all())
+    True
+    """
+
+    _names = ("frequency", "recency", "T")
+
+    def __init__(self, penalizer: float = 0.0001):
+        self.penalizer = penalizer
+
+    # -- likelihood -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _log_parts(params, x, t_x, T, t=0.0):
+        """Return (common, log A(t), log D) of METRICS.md's split of the individual likelihood."""
+        r, alpha, a, b = params
+        common = gammaln(r + x) - gammaln(r) + r * np.log(alpha) - betaln(a, b)
+        log_a = betaln(a, b + x) - (r + x) * np.log(alpha + T + t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_d = np.where(
+                x > 0,
+                betaln(a + 1, np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + t_x),
+                -np.inf,
+            )
+        return common, log_a, log_d
+
+    @classmethod
+    def _ll_and_grad(cls, params, x, t_x, T):
+        """Per-customer log-likelihood and its gradient with respect to (r, alpha, a, b)."""
+        r, alpha, a, b = params
+        common, log_a, log_d = cls._log_parts(params, x, t_x, T)
+        lse = np.logaddexp(log_a, log_d)
+        w_a = np.exp(log_a - lse)
+        w_d = np.exp(log_d - lse)  # 0 where x == 0
+        log_at, log_tx = np.log(alpha + T), np.log(alpha + np.where(x > 0, t_x, T))
+        d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w_a * log_at - w_d * log_tx
+        d_alpha = r / alpha - (r + x) * (w_a / (alpha + T) + w_d / (alpha + np.where(x > 0, t_x, T)))
+        psi_abx = digamma(a + b + x)
+        d_a = (-(digamma(a) - digamma(a + b)) + w_a * (digamma(a) - psi_abx)
+               + w_d * (digamma(a + 1) - psi_abx))
+        d_b = (-(digamma(b) - digamma(a + b)) + w_a * (digamma(b + x) - psi_abx)
+               + w_d * (digamma(np.maximum(b + x - 1, 1e-300)) - psi_abx))
+        return common + lse, np.stack([d_r, d_alpha, d_a, d_b])
+
+    @classmethod
+    def individual_log_likelihood(cls, params, frequency, recency, T) -> np.ndarray:
+        """Log-likelihood of each customer's (x, t_x, T) under ``params = (r, alpha, a, b)``."""
+        x, t_x, T = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
+        common, log_a, log_d = cls._log_parts(params, x, t_x, T)
+        return common + np.logaddexp(log_a, log_d)
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit by maximum likelihood.
+
+        Parameters
+        ----------
+        X : DataFrame
+            Columns ``frequency``, ``recency``, ``T`` (or an array of those three columns).
+        y : None
+            Ignored.
+        sample_weight : array, optional
+            Counts per row (e.g. when rows are already unique triples).
+        """
+        x, t_x, T = _as_arrays(X, self._names)
+        if len(x) == 0:
+            raise ValueError("BG/NBD needs at least one customer")
+        if np.any(x < 0) or np.any(t_x < 0) or np.any(T < t_x) or np.any(x % 1 != 0):
+            raise ValueError("need integer frequency >= 0 and 0 <= recency <= T")
+        w = np.ones_like(x) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        # Fit on unique triples: real bases repeat the same (x, t_x, T) many times.
+        triples = pd.DataFrame({"x": x, "t": t_x, "T": T, "w": w}).groupby(
+            ["x", "t", "T"], sort=True, as_index=False)["w"].sum()
+        scale = max(float(np.average(triples["T"], weights=triples["w"])), 1e-9)
+        xs = triples["x"].to_numpy()
+        ts = triples["t"].to_numpy() / scale
+        Ts = triples["T"].to_numpy() / scale
+        ws = triples["w"].to_numpy()
+        total = ws.sum()
+
+        def objective(log_params):
+            params = np.exp(log_params)
+            with np.errstate(over="ignore", invalid="ignore"):
+                ll, grad = self._ll_and_grad(params, xs, ts, Ts)
+            value = -(ws * ll).sum() / total + self.penalizer * np.sum(log_params**2)
+            # Chain rule to log-parameters: d/d(log θ) = θ · d/dθ.
+            g = -(grad * ws).sum(axis=1) / total * params + 2 * self.penalizer * log_params
+            if not (np.isfinite(value) and np.all(np.isfinite(g))):
+                return 1e100, np.zeros(4)
+            return value, g
+
+        mean_rate = max(np.average(xs / np.maximum(Ts, 1e-9), weights=ws), 1e-3)
+        starts = [
+            np.log([1.0, 1.0 / mean_rate, 1.0, 1.0]),
+            np.log([0.5, 0.5 / mean_rate, 0.8, 2.5]),
+            np.zeros(4),
+        ]
+        res = _minimize(objective, starts, 4, jac=True)
+        r, alpha, a, b = np.exp(res.x)
+        self.r_, self.alpha_, self.a_, self.b_ = float(r), float(alpha * scale), float(a), float(b)
+        self.n_customers_ = int(total)
+        self.log_likelihood_ = float((w * self.individual_log_likelihood(
+            self.params_tuple, x, t_x, T)).sum())
+        self.converged_ = bool(res.success)
+        self._warn_if_poor(res, repeaters=float(ws[xs > 0].sum()))
+        return self
+
+    def _warn_if_poor(self, res, repeaters: float) -> None:
+        problems = []
+        if repeaters < 10:
+            problems.append(f"only {repeaters:.0f} customer(s) made a repeat purchase, too few to "
+                            "identify dropout")
+        if not res.success:
+            problems.append(f"the optimiser did not converge ({res.message})")
+        edge = {k: v for k, v in zip(("r", "alpha", "a", "b"), res.x, strict=True) if abs(v) > 11.5}
+        if edge:
+            problems.append(f"parameter(s) {sorted(edge)} ran to the edge of the search space")
+        if problems:
+            warnings.warn(
+                "BG/NBD fit looks poor: " + "; ".join(problems) + ". Check that the data has "
+                "repeat purchases and enough history, or raise features.btyd_penalizer "
+                "(e.g. to 0.01).",
+                PoorFitWarning,
+                stacklevel=3,
+            )
+
+    @property
+    def params_tuple(self) -> tuple[float, float, float, float]:
+        """(r, alpha, a, b)."""
+        check_is_fitted(self, "r_")
+        return (self.r_, self.alpha_, self.a_, self.b_)
+
+    @property
+    def params_(self) -> dict[str, float]:
+        """Fitted parameters as a dict."""
+        r, alpha, a, b = self.params_tuple
+        return {"r": r, "alpha": alpha, "a": a, "b": b}
+
+    # -- predictions ------------------------------------------------------------------------------
+
+    def _xs(self, X):
+        return [np.asarray(v, dtype=float) for v in _as_arrays(X, self._names)]
+
+    def p_alive(self, X) -> pd.Series:
+        """P(alive at T | x, t_x, T) = A(0) / (A(0) + D); 1 for customers with x = 0."""
+        x, t_x, T = self._xs(X)
+        _, log_a, log_d = self._log_parts(self.params_tuple, x, t_x, T)
+        return self._series(np.exp(log_a - np.logaddexp(log_a, log_d)), X)
+
+    def p_no_purchase(self, X, t: float) -> pd.Series:
+        """P(no purchase in (T, T + t] | x, t_x, T) = (A(t) + D) / (A(0) + D) (METRICS.md)."""
+        x, t_x, T = self._xs(X)
+        _, log_a0, log_d = self._log_parts(self.params_tuple, x, t_x, T)
+        _, log_at, _ = self._log_parts(self.params_tuple, x, t_x, T, t=float(t))
+        return self._series(np.exp(np.logaddexp(log_at, log_d) - np.logaddexp(log_a0, log_d)), X)
+
+    def expected_transactions(self, X, t: float) -> pd.Series:
+        """E[Y(t) | x, t_x, T]: expected repeat purchases in the next ``t`` days (FHL 2005, eq. 10)."""
+        r, alpha, a, b = self.params_tuple
+        x, t_x, T = self._xs(X)
+        t = float(t)
+        z = t / (alpha + T + t)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            decay = ((alpha + T) / (alpha + T + t)) ** (r + x)
+            term = 1 - decay * hyp2f1(r + x, b + x, a + b + x - 1, z)
+            num = (a + b + x - 1) / (a - 1) * term
+            log_ratio = np.where(
+                x > 0,
+                np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) + (r + x) * (
+                    np.log(alpha + T) - np.log(alpha + t_x)),
+                -np.inf,
+            )
+            # num / (1 + exp(log_ratio)), stable when the ratio is huge (long-dead customers).
+            value = num * np.exp(-np.logaddexp(0.0, log_ratio))
+        return self._series(np.maximum(np.nan_to_num(value, nan=0.0), 0.0), X)
+
+    def expected_transactions_new(self, t) -> np.ndarray:
+        """E[X(t)] for a customer just acquired: expected repeat purchases in ``t`` days (eq. 9)."""
+        r, alpha, a, b = self.params_tuple
+        t = np.asarray(t, dtype=float)
+        z = t / (alpha + t)
+        return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z))
+
+    @staticmethod
+    def _series(values, X) -> pd.Series:
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        return pd.Series(values, index=index, dtype="float64")
+
+
+class GammaGammaModel(BaseEstimator):
+    """Gamma-Gamma model of order values, fitted on customers with at least one repeat purchase.
+
+    Parameters
+    ----------
+    penalizer : float, default 0.0001
+        L2 penalty weight on the log-parameters.
+
+    Attributes
+    ----------
+    p_, q_, gamma_ : float
+        Fitted parameters (``gamma_`` in currency units).
+    """
+
+    _names = ("frequency", "monetary_value")
+
+    def __init__(self, penalizer: float = 0.0001):
+        self.penalizer = penalizer
+
+    @staticmethod
+    def individual_log_likelihood(params, frequency, monetary_value) -> np.ndarray:
+        """Log-likelihood of (x, m̄) for customers with x > 0 under ``params = (p, q, gamma)``."""
+        p, q, g = params
+        x = np.asarray(frequency, dtype=float)
+        m = np.asarray(monetary_value, dtype=float)
+        return (gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(g)
+                + (p * x - 1) * np.log(m) + p * x * np.log(x) - (p * x + q) * np.log(g + m * x))
+
+    def fit(self, X, y=None):
+        """Fit on rows with ``frequency > 0`` and ``monetary_value > 0`` (others are ignored)."""
+        x, m = _as_arrays(X, self._names)
+        keep = (x > 0) & (m > 0) & np.isfinite(m)
+        if keep.sum() < 2:
+            raise ValueError("Gamma-Gamma needs at least two customers with repeat purchases")
+        x, m = x[keep], m[keep]
+        scale = float(np.mean(m))
+        ms = m / scale
+
+        def objective(log_params):
+            params = np.exp(log_params)
+            p, q, g = params
+            ll = self.individual_log_likelihood(params, x, ms)
+            psi_pxq = digamma(p * x + q)
+            log_gmx = np.log(g + ms * x)
+            grad = np.array([
+                (x * (psi_pxq - digamma(p * x) + np.log(ms) + np.log(x) - log_gmx)).mean(),
+                (psi_pxq - digamma(q) + np.log(g) - log_gmx).mean(),
+                (q / g - (p * x + q) / (g + ms * x)).mean(),
+            ])
+            value = -ll.mean() + self.penalizer * np.sum(log_params**2)
+            g_log = -grad * params + 2 * self.penalizer * log_params
+            if not (np.isfinite(value) and np.all(np.isfinite(g_log))):
+                return 1e100, np.zeros(3)
+            return value, g_log
+
+        res = _minimize(objective, [np.log([1.0, 2.0, 1.0]), np.log([4.0, 4.0, 3.0])], 3, jac=True)
+        p, q, g = np.exp(res.x)
+        self.p_, self.q_, self.gamma_ = float(p), float(q), float(g * scale)
+        self.n_customers_ = int(keep.sum())
+        self.converged_ = bool(res.success)
+        if not res.success or self.q_ <= 1:
+            warnings.warn(
+                "Gamma-Gamma fit looks poor"
+                + (f": q = {self.q_:.3g} <= 1 makes the mean order value infinite"
+                   if self.q_ <= 1 else f": {res.message}")
+                + ". Check for extreme order values (wholesale lines, unremoved fees) or raise "
+                "features.btyd_penalizer.",
+                PoorFitWarning,
+                stacklevel=2,
+            )
+        return self
+
+    @property
+    def params_(self) -> dict[str, float]:
+        """Fitted parameters as a dict."""
+        check_is_fitted(self, "p_")
+        return {"p": self.p_, "q": self.q_, "gamma": self.gamma_}
+
+    @property
+    def population_mean(self) -> float:
+        """Mean order value of the population, p γ / (q − 1)."""
+        check_is_fitted(self, "p_")
+        return self.p_ * self.gamma_ / (self.q_ - 1) if self.q_ > 1 else float("nan")
+
+    def conditional_expected_value(self, X) -> pd.Series:
+        """E[order value | x, m̄] = p (γ + m̄ x) / (p x + q − 1); the population mean when x = 0."""
+        check_is_fitted(self, "p_")
+        x, m = _as_arrays(X, self._names)
+        m = np.where(np.isfinite(m) & (m > 0), m, 0.0)
+        value = self.p_ * (self.gamma_ + m * x) / (self.p_ * x + self.q_ - 1)
+        value = np.where(x > 0, value, self.population_mean)
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        return pd.Series(value, index=index, dtype="float64")
