@@ -15,9 +15,20 @@ import pandas as pd
 __all__ = ["Events", "prepare_events", "to_day", "per_customer"]
 
 
+_PER_DAY = {"D": 1, "h": 24, "m": 1440, "s": 86_400, "ms": 86_400_000, "us": 86_400_000_000,
+            "ns": 86_400_000_000_000}
+
+
 def to_day(values) -> np.ndarray:
     """Datetimes -> int64 days since 1970-01-01 (the calendar day, time of day dropped)."""
-    return np.asarray(values, dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
+    arr = np.asarray(values)
+    if arr.dtype.kind != "M":
+        arr = arr.astype("datetime64[ns]")
+    unit, count = np.datetime_data(arr.dtype)
+    if unit in _PER_DAY and count == 1:
+        # Floor division of the raw ticks: no intermediate datetime copies.
+        return arr.view(np.int64) // _PER_DAY[unit]
+    return arr.astype("datetime64[D]").astype(np.int64)
 
 
 def per_customer(codes: np.ndarray, n: int, weights=None) -> np.ndarray:
@@ -80,7 +91,15 @@ def prepare_events(transactions: pd.DataFrame, as_of) -> Events:
     day_min = int(day.min())
     span = as_of_day - day_min + 1
     key = code.astype(np.int64) * span + (day - day_min)
-    uniq, inverse = np.unique(key, return_inverse=True)
+    if len(key) and np.all(key[1:] >= key[:-1]):
+        # Validated frames are sorted by (customer, time): customer-days without a sort.
+        start = np.empty(len(key), dtype=bool)
+        start[0] = True
+        np.not_equal(key[1:], key[:-1], out=start[1:])
+        uniq = key[start]
+        inverse = np.cumsum(start) - 1
+    else:
+        uniq, inverse = np.unique(key, return_inverse=True)
     d_code = (uniq // span).astype(np.int64)
     d_day = (uniq % span + day_min).astype(np.int64)
     d_net = np.bincount(inverse, weights=tx["amount"].to_numpy(dtype=float), minlength=len(uniq))
@@ -102,5 +121,28 @@ def prepare_events(transactions: pd.DataFrame, as_of) -> Events:
 
 
 def _encode(ids: pd.Series) -> tuple[pd.Index, np.ndarray]:
+    """Sorted unique ids and each row's position among them.
+
+    Validated frames are sorted by customer id, so the codes are a running count of id changes
+    (one vectorised comparison, via Arrow when the strings are Arrow-backed); other frames fall back
+    to a sorted factorize.
+    """
+    if len(ids) > 1:
+        try:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            arr = pa.array(ids.array) if hasattr(ids.array, "__arrow_array__") else None
+        except (ImportError, TypeError, pa.ArrowInvalid):
+            arr = None
+        if arr is not None and pa.types.is_string(arr.type) or (
+            arr is not None and pa.types.is_large_string(arr.type)):
+            head, tail = arr[:-1], arr[1:]
+            if arr.null_count == 0 and not pc.any(pc.less(tail, head)).as_py():
+                change = pc.not_equal(tail, head).to_numpy(zero_copy_only=False)
+                codes = np.concatenate([[0], np.cumsum(change)]).astype(np.int64)
+                starts = np.concatenate([[0], np.flatnonzero(change) + 1])
+                uniques = arr.take(pa.array(starts)).to_pylist()
+                return pd.Index(uniques, dtype=str, name="customer_id"), codes
     codes, uniques = pd.factorize(ids, sort=True)
     return pd.Index(uniques.astype(str), name="customer_id"), codes.astype(np.int64)
