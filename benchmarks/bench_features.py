@@ -130,14 +130,24 @@ def worker(engine: str, path: Path) -> dict:
         with sampler:
             t = time.perf_counter()
             out = summary_data_from_transaction_data(
-                tx, "customer_id", "timestamp", monetary_value_col="amount",
-                observation_period_end=as_of, freq="D")
+                tx,
+                "customer_id",
+                "timestamp",
+                monetary_value_col="amount",
+                observation_period_end=as_of,
+                freq="D",
+            )
             seconds = time.perf_counter() - t
         n = len(out)
     else:
         raise SystemExit(f"unknown engine {engine}")
-    return {"seconds": seconds, "peak_mb": _peak_mb(), "loaded_mb": loaded,
-            "compute_peak_mb": sampler.peak_mb, "customers": n}
+    return {
+        "seconds": seconds,
+        "peak_mb": _peak_mb(),
+        "loaded_mb": loaded,
+        "compute_peak_mb": sampler.peak_mb,
+        "customers": n,
+    }
 
 
 def ensure_lifetimes() -> Path | None:
@@ -146,8 +156,20 @@ def ensure_lifetimes() -> Path | None:
         return python
     try:
         subprocess.run([sys.executable, "-m", "venv", str(LIFETIMES_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "lifetimes==0.11.3",
-                        "pandas<2", "numpy<2", "pyarrow<15"], check=True)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "lifetimes==0.11.3",
+                "pandas<2",
+                "numpy<2",
+                "pyarrow<15",
+            ],
+            check=True,
+        )
         return python
     except (subprocess.CalledProcessError, OSError) as exc:
         print(f"lifetimes could not be installed ({exc}); skipping it", file=sys.stderr)
@@ -162,8 +184,13 @@ def run_engine(engine: str, path: Path, timeout: int) -> dict:
             return {"error": "not installable"}
     cmd = [str(python), __file__, "--worker", engine, "--data", str(path)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"> {timeout} s (stopped)"}
     if proc.returncode != 0:
@@ -176,8 +203,10 @@ def versions() -> str:
     import numpy
     import pandas
 
-    return (f"Python {platform.python_version()}, pandas {pandas.__version__}, numpy "
-            f"{numpy.__version__}, duckdb {duckdb.__version__}, lifetimes 0.11.3 (pandas 1.5, own venv)")
+    return (
+        f"Python {platform.python_version()}, pandas {pandas.__version__}, numpy "
+        f"{numpy.__version__}, duckdb {duckdb.__version__}, lifetimes 0.11.3 (pandas 1.5, own venv)"
+    )
 
 
 def main() -> None:
@@ -226,13 +255,16 @@ def main() -> None:
         if "error" in r:
             lines.append(f"| {r['rows']:,} | {r['engine']} | | {r['error']} | | | | |")
             continue
-        ref = next((x for x in rows if x["rows"] == r["rows"] and x["engine"] == "ours_rfm"
-                    and "seconds" in x), None)
+        ref = next(
+            (x for x in rows if x["rows"] == r["rows"] and x["engine"] == "ours_rfm" and "seconds" in x),
+            None,
+        )
         ratio = f"{r['seconds'] / ref['seconds']:.2f}x" if ref else ""
         lines.append(
             f"| {r['rows']:,} | {r['engine']} | {r['customers']:,} | {r['seconds']:.2f} | "
             f"{r['rows'] / r['seconds']:,.0f} | {r['compute_peak_mb']:,.0f} | "
-            f"{r['compute_peak_mb'] - r['loaded_mb']:,.0f} | {ratio} |")
+            f"{r['compute_peak_mb'] - r['loaded_mb']:,.0f} | {ratio} |"
+        )
     text = "\n".join(lines) + "\n"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ONLINE_RETAIL = REPO.parent / "shared" / "data" / "online_retail" / "online_retail_2010-12_2011-12.csv.gz"
+ONLINE_RETAIL = (
+    REPO.parent / "shared" / "data" / "online_retail" / "online_retail_2010-12_2011-12.csv.gz"
+)
 
 
 def write(path: Path, text: str) -> Path:

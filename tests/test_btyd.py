@@ -74,12 +74,17 @@ def test_expected_transactions_by_hand_and_new_customer_identity():
     model = fitted()
     x, tx, T, t = 2, 30.43, 38.86, 39.0
     z = t / (ALPHA + T + t)
-    num = (A + B + x - 1) / (A - 1) * (1 - ((ALPHA + T) / (ALPHA + T + t)) ** (R + x) * hyp2f1(R + x, B + x, A + B + x - 1, z))
+    num = (
+        (A + B + x - 1)
+        / (A - 1)
+        * (1 - ((ALPHA + T) / (ALPHA + T + t)) ** (R + x) * hyp2f1(R + x, B + x, A + B + x - 1, z))
+    )
     den = 1 + (A / (B + x - 1)) * ((ALPHA + T) / (ALPHA + tx)) ** (R + x)
     assert model.expected_transactions(X([(x, tx, T)]), t)[0] == pytest.approx(num / den, rel=1e-10)
     # A customer acquired right now (x = 0, T = 0) expects the unconditional E[X(t)].
     assert model.expected_transactions(X([(0, 0.0, 0.0)]), t)[0] == pytest.approx(
-        model.expected_transactions_new(t), rel=1e-10)
+        model.expected_transactions_new(t), rel=1e-10
+    )
 
 
 def test_population_identities_with_true_parameters():
@@ -108,8 +113,15 @@ def test_bgnbd_recovers_parameters(seed):
 def test_gamma_gamma_ll_by_hand_and_recovery():
     p, q, g = 6.0, 4.0, 15.0
     x, m = 3, 25.0
-    hand = (math.lgamma(p * x + q) - math.lgamma(p * x) - math.lgamma(q) + q * math.log(g)
-            + (p * x - 1) * math.log(m) + p * x * math.log(x) - (p * x + q) * math.log(g + m * x))
+    hand = (
+        math.lgamma(p * x + q)
+        - math.lgamma(p * x)
+        - math.lgamma(q)
+        + q * math.log(g)
+        + (p * x - 1) * math.log(m)
+        + p * x * math.log(x)
+        - (p * x + q) * math.log(g + m * x)
+    )
     assert GammaGammaModel.individual_log_likelihood((p, q, g), [x], [m])[0] == pytest.approx(hand)
     freq = np.random.default_rng(3).integers(1, 12, 20_000)
     sim = simulate_gamma_gamma(freq, p, q, g, seed=3)
@@ -121,7 +133,9 @@ def test_gamma_gamma_ll_by_hand_and_recovery():
     # E over customers of the conditional expectation = the mean of the true p / nu.
     cond = model.conditional_expected_value(sim)
     assert cond.mean() == pytest.approx((p / sim["nu"]).mean(), rel=0.05)
-    assert model.conditional_expected_value(pd.DataFrame({"frequency": [0], "monetary_value": [np.nan]}))[0] == pytest.approx(model.population_mean)
+    assert model.conditional_expected_value(
+        pd.DataFrame({"frequency": [0], "monetary_value": [np.nan]})
+    )[0] == pytest.approx(model.population_mean)
 
 
 def test_poor_fit_warns_with_advice():
@@ -142,6 +156,7 @@ def test_estimator_contract():
     with pytest.raises(ValueError, match="0 <= recency <= T"):
         model.fit(X([(1, 10.0, 5.0)]))
     import pickle
+
     sim = simulate_bgnbd(500, 0.5, 20, 0.8, 2.5, 365, seed=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PoorFitWarning)

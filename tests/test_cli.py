@@ -53,9 +53,19 @@ def test_user_error_exit_code_2_no_traceback_nothing_written(make_config, tmp_pa
     cfg = make_config("data:\n  transactions:\n    path: tx.csv\n")
     report = tmp_path / "out" / "report.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "customer_value.cli", "validate", "--config", str(cfg),
-         "--report", str(report)],
-        capture_output=True, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "customer_value.cli",
+            "validate",
+            "--config",
+            str(cfg),
+            "--report",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -64,11 +74,14 @@ def test_user_error_exit_code_2_no_traceback_nothing_written(make_config, tmp_pa
     assert not report.exists() and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (["validate", "--config", "missing.yaml"], "config file not found"),
-    (["validate", "--config", "{cfg}", "--set", "project.sed=1"], "unknown key 'project.sed'"),
-    (["simulate", "--config", "{cfg}"], "no 'simulation' section"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["validate", "--config", "missing.yaml"], "config file not found"),
+        (["validate", "--config", "{cfg}", "--set", "project.sed=1"], "unknown key 'project.sed'"),
+        (["simulate", "--config", "{cfg}"], "no 'simulation' section"),
+    ],
+)
 def test_config_errors(make_config, args, fragment):
     cfg = make_config("data:\n  transactions:\n    path: tx.csv\n")
     res = invoke(*[a.format(cfg=cfg) for a in args])
@@ -99,9 +112,13 @@ def test_features_command_writes_the_table(make_config, tmp_path):
     frame = pd.read_parquet(out)
     assert frame["customer_id"].is_unique and (frame["as_of"] == pd.Timestamp("2023-12-31")).all()
     assert {"recency_days", "p_alive", "customer_value_to_date", "nps_last"} <= set(frame.columns)
-    res = invoke("features", "--config", cfg, "--as-of", "yesterday-ish", "--output", tmp_path / "x.parquet")
+    res = invoke(
+        "features", "--config", cfg, "--as-of", "yesterday-ish", "--output", tmp_path / "x.parquet"
+    )
     assert res.exit_code == 2 and "is not a date" in res.output
     assert not (tmp_path / "x.parquet").exists()
-    res = invoke("features", "--config", cfg, "--as-of", "2001-01-01", "--output", tmp_path / "y.parquet")
+    res = invoke(
+        "features", "--config", cfg, "--as-of", "2001-01-01", "--output", tmp_path / "y.parquet"
+    )
     assert res.exit_code == 2 and "no customer has a transaction on or before 2001-01-01" in res.output
     assert not (tmp_path / "y.parquet").exists()

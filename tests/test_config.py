@@ -1,4 +1,3 @@
-
 import pytest
 
 from conftest import REPO
@@ -29,8 +28,14 @@ def test_relative_paths_resolve_against_the_config_folder(make_config, tmp_path)
 
 def test_override_types_and_values(make_config):
     path = make_config(MINIMAL + "simulation: {n_customers: 10}\n")
-    cfg = load_config(path, ["simulation.n_customers=500", "project.seed=7",
-                             "data.policies.exclude_products=[POST, 'gift_*']"])
+    cfg = load_config(
+        path,
+        [
+            "simulation.n_customers=500",
+            "project.seed=7",
+            "data.policies.exclude_products=[POST, 'gift_*']",
+        ],
+    )
     assert cfg.simulation.n_customers == 500
     assert cfg.project.seed == 7
     assert cfg.data.policies.exclude_products == ["POST", "gift_*"]
@@ -61,7 +66,10 @@ def test_unknown_override_key_is_an_error(make_config):
 
 
 def test_unknown_top_level_section(make_config):
-    with pytest.raises(ConfigError, match="unknown key 'modle'.*valid keys here: data, features, project, simulation, snapshots"):
+    with pytest.raises(
+        ConfigError,
+        match="unknown key 'modle'.*valid keys here: churn, clv, data, explain, features, personas, project",
+    ):
         load_config(make_config(MINIMAL + "modle: {}\n"))
 
 
@@ -69,8 +77,9 @@ def test_wrong_type_and_impossible_values(make_config):
     with pytest.raises(ConfigError, match="simulation.n_customers"):
         load_config(make_config(MINIMAL), ["simulation.n_customers=-5"])
     with pytest.raises(ConfigError, match="end_date .* must be after start_date"):
-        load_config(make_config(MINIMAL), ["simulation.start_date=2024-01-01",
-                                           "simulation.end_date=2023-01-01"])
+        load_config(
+            make_config(MINIMAL), ["simulation.start_date=2024-01-01", "simulation.end_date=2023-01-01"]
+        )
     with pytest.raises(ConfigError, match="data.policies.duplicates"):
         load_config(make_config(MINIMAL), ["data.policies.duplicates=sometimes"])
 

@@ -17,8 +17,8 @@ CONFIG = FeatureConfig(trend_windows_days=[7, 30], top_categories=3, top_channel
 
 event = st.tuples(
     st.sampled_from(["A", "B", "C", "D"]),
-    st.integers(0, 120),                       # day offset from START
-    st.integers(0, 1439),                      # minute of the day
+    st.integers(0, 120),  # day offset from START
+    st.integers(0, 1439),  # minute of the day
     st.floats(-50, 200, allow_nan=False).map(lambda v: round(v, 2)).filter(lambda v: v != 0),
     st.sampled_from(["x", "y", "z", "w"]),
     st.sampled_from(["web", "app", "store"]),
@@ -26,25 +26,51 @@ event = st.tuples(
 
 
 def frame(events):
-    rows = [{
-        "customer_id": c, "timestamp": START + pd.Timedelta(days=d, minutes=m), "amount": a,
-        "order_id": f"o{i}", "quantity": 1.0, "product_id": f"p{cat}", "category": cat,
-        "channel": ch, "cost": abs(a) * 0.6 * np.sign(a), "discount": 0.0, "is_return": a < 0,
-    } for i, (c, d, m, a, cat, ch) in enumerate(events)]
-    return pd.DataFrame(rows).sort_values(["customer_id", "timestamp"], kind="stable").reset_index(drop=True)
+    rows = [
+        {
+            "customer_id": c,
+            "timestamp": START + pd.Timedelta(days=d, minutes=m),
+            "amount": a,
+            "order_id": f"o{i}",
+            "quantity": 1.0,
+            "product_id": f"p{cat}",
+            "category": cat,
+            "channel": ch,
+            "cost": abs(a) * 0.6 * np.sign(a),
+            "discount": 0.0,
+            "is_return": a < 0,
+        }
+        for i, (c, d, m, a, cat, ch) in enumerate(events)
+    ]
+    return (
+        pd.DataFrame(rows)
+        .sort_values(["customer_id", "timestamp"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def interactions(events):
     kinds = ["nps", "csat", "support_ticket"]
-    rows = [{"customer_id": c, "timestamp": START + pd.Timedelta(days=d, minutes=m),
-             "kind": kinds[i % 3], "score": [7.0, 4.0, np.nan][i % 3]}
-            for i, (c, d, m, *_rest) in enumerate(events)]
+    rows = [
+        {
+            "customer_id": c,
+            "timestamp": START + pd.Timedelta(days=d, minutes=m),
+            "kind": kinds[i % 3],
+            "score": [7.0, 4.0, np.nan][i % 3],
+        }
+        for i, (c, d, m, *_rest) in enumerate(events)
+    ]
     return pd.DataFrame(rows, columns=["customer_id", "timestamp", "kind", "score"])
 
 
 def customers():
-    return pd.DataFrame({"customer_id": ["A", "B", "C", "D"], "acquisition_cost": [1.0, 2.0, 3.0, 4.0],
-                         "referred_by": [None, "A", "A", "B"]})
+    return pd.DataFrame(
+        {
+            "customer_id": ["A", "B", "C", "D"],
+            "acquisition_cost": [1.0, 2.0, 3.0, 4.0],
+            "referred_by": [None, "A", "A", "B"],
+        }
+    )
 
 
 def is_past(e):
@@ -52,8 +78,11 @@ def is_past(e):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(past=st.lists(event, min_size=1, max_size=25), future=st.lists(event, max_size=25),
-       other_future=st.lists(event, max_size=25))
+@given(
+    past=st.lists(event, min_size=1, max_size=25),
+    future=st.lists(event, max_size=25),
+    other_future=st.lists(event, max_size=25),
+)
 def test_events_after_as_of_change_no_feature(past, future, other_future):
     past = [e for e in past if is_past(e)]
     if not any(e[3] > 0 for e in past):
@@ -96,8 +125,15 @@ def test_btyd_features_ignore_the_future_on_simulated_data():
     cut["is_return"] = cut["amount"] < 0
     tx["is_return"] = tx["amount"] < 0
     full = build_features(ValidatedData(tx, base.customers, base.interactions), as_of, FeatureConfig())
-    past = build_features(ValidatedData(cut, base.customers, base.interactions[
-        base.interactions["timestamp"] < as_of + pd.Timedelta(days=1)]), as_of, FeatureConfig())
+    past = build_features(
+        ValidatedData(
+            cut,
+            base.customers,
+            base.interactions[base.interactions["timestamp"] < as_of + pd.Timedelta(days=1)],
+        ),
+        as_of,
+        FeatureConfig(),
+    )
     pd.testing.assert_frame_equal(full, past)
     assert full["p_alive"].notna().all()
 

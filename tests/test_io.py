@@ -16,39 +16,49 @@ def _load(make_config, body):
 
 
 def test_column_mapping_derived_columns_and_cancellations(tmp_path, make_config):
-    write(tmp_path / "log.csv", """
+    write(
+        tmp_path / "log.csv",
+        """
         Invoice,Cust,When,Qty,Price,Item
         1001,17850.0,2011-01-02 10:00:00,2,1.50,A
         C1002,17850.0,2011-01-03 11:00:00,-1,1.50,A
         1003,13047.0,2011-01-04 12:00:00,3,2.00,B
-    """)
-    loaded = _load(make_config, """
+    """,
+    )
+    loaded = _load(
+        make_config,
+        """
         data:
           transactions:
             path: log.csv
             columns: {Cust: customer_id, When: timestamp, Invoice: order_id, Qty: quantity, Item: product_id}
             derive: {amount: Qty * Price}
             cancellation: {column: order_id, prefix: C}
-    """)
+    """,
+    )
     tx = loaded.data.transactions
-    expected = pd.DataFrame({
-        "customer_id": ["13047", "17850", "17850"],
-        "timestamp": pd.to_datetime(["2011-01-04 12:00", "2011-01-02 10:00", "2011-01-03 11:00"]),
-        "amount": [6.0, 3.0, -1.5],
-        "order_id": ["1003", "1001", "C1002"],
-        "quantity": [3.0, 2.0, -1.0],
-        "product_id": ["B", "A", "A"],
-        "is_return": [False, False, True],
-    })
+    expected = pd.DataFrame(
+        {
+            "customer_id": ["13047", "17850", "17850"],
+            "timestamp": pd.to_datetime(["2011-01-04 12:00", "2011-01-02 10:00", "2011-01-03 11:00"]),
+            "amount": [6.0, 3.0, -1.5],
+            "order_id": ["1003", "1001", "C1002"],
+            "quantity": [3.0, 2.0, -1.0],
+            "product_id": ["B", "A", "A"],
+            "is_return": [False, False, True],
+        }
+    )
     pd.testing.assert_frame_equal(tx, expected, check_dtype=False)
     assert tx["timestamp"].dtype == "datetime64[ns]"
 
 
-@pytest.mark.parametrize("fmt,header", [("csv.gz", True), ("txt", True), ("txt", False), ("parquet", True)])
+@pytest.mark.parametrize(
+    "fmt,header", [("csv.gz", True), ("txt", True), ("txt", False), ("parquet", True)]
+)
 def test_formats(tmp_path, make_config, fmt, header):
-    frame = pd.DataFrame({
-        "cid": ["a", "b", "a"], "day": ["20240102", "20240103", "20240105"], "amt": [1.0, 2.5, 3.0]
-    })
+    frame = pd.DataFrame(
+        {"cid": ["a", "b", "a"], "day": ["20240102", "20240103", "20240105"], "amt": [1.0, 2.5, 3.0]}
+    )
     path = tmp_path / f"tx.{fmt}"
     if fmt == "csv.gz":
         with gzip.open(path, "wt") as fh:

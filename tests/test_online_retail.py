@@ -15,8 +15,9 @@ def loaded():
 
     if not ONLINE_RETAIL.exists():
         pytest.skip(f"shared Online Retail data not found at {ONLINE_RETAIL}")
-    return load_data(load_config(REPO / "configs" / "online_retail.yaml",
-                                 [f"data.transactions.path={ONLINE_RETAIL}"]))
+    return load_data(
+        load_config(REPO / "configs" / "online_retail.yaml", [f"data.transactions.path={ONLINE_RETAIL}"])
+    )
 
 
 def test_counts_before_and_after_filtering(loaded):

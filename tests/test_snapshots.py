@@ -47,8 +47,9 @@ def test_plan_default_history():
 
 
 def test_plan_short_history_projects_and_says_so():
-    plan = plan_cutoffs("2024-01-01", "2024-09-30", FeatureConfig(horizon_days=270),
-                        SnapshotConfig(min_history_days=60))
+    plan = plan_cutoffs(
+        "2024-01-01", "2024-09-30", FeatureConfig(horizon_days=270), SnapshotConfig(min_history_days=60)
+    )
     assert plan.projected and plan.label_days == (273 - 60) // 2
     assert "projected to 270 days" in plan.notes[0]
 
@@ -66,8 +67,11 @@ def test_training_set_reads_nothing_after_as_of(sim):
         warnings.simplefilter("ignore", UserWarning)
         full = build_training_set(tables, as_of, cfg)
         tx = tables.transactions
-        cut = ValidatedData(tx[tx["timestamp"] < as_of + pd.Timedelta(days=1)], tables.customers,
-                            tables.interactions[tables.interactions["timestamp"] < as_of + pd.Timedelta(days=1)])
+        cut = ValidatedData(
+            tx[tx["timestamp"] < as_of + pd.Timedelta(days=1)],
+            tables.customers,
+            tables.interactions[tables.interactions["timestamp"] < as_of + pd.Timedelta(days=1)],
+        )
         past = build_training_set(cut, as_of, cfg)
     pd.testing.assert_frame_equal(full.frame, past.frame)
     plan = full.plan
@@ -80,8 +84,13 @@ def test_training_set_reads_nothing_after_as_of(sim):
 
 
 def test_projection_ratio():
-    rfm = pd.DataFrame({"frequency": [0, 3, 10], "recency_days": [0.0, 100.0, 300.0],
-                        "tenure_days": [50.0, 200.0, 310.0]})
+    rfm = pd.DataFrame(
+        {
+            "frequency": [0, 3, 10],
+            "recency_days": [0.0, 100.0, 300.0],
+            "tenure_days": [50.0, 200.0, 310.0],
+        }
+    )
     never_leave = BetaGeoModel()
     never_leave.r_, never_leave.alpha_, never_leave.a_, never_leave.b_ = 2.0, 50.0, 1e-4, 1e4
     ratio = projection_ratio(BTYDModels(never_leave, None), rfm, 90, 360)
@@ -113,7 +122,10 @@ def test_features_recover_the_simulated_truth(sim):
     assert rho > 0.55, rho
     assert spearmanr(fs.frame["gg_expected_order_value"], truth["mean_order_value"]).statistic > 0.7
     answered = fs.frame["nps_last"].notna()
-    assert spearmanr(fs.frame.loc[answered, "nps_last"], truth.loc[answered, "satisfaction"]).statistic > 0.5
+    assert (
+        spearmanr(fs.frame.loc[answered, "nps_last"], truth.loc[answered, "satisfaction"]).statistic
+        > 0.5
+    )
     serial = truth["persona"] == "serial_returners"
     assert fs.frame.loc[serial, "return_rate"].mean() > 2 * fs.frame.loc[~serial, "return_rate"].mean()
 

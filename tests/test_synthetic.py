@@ -21,7 +21,9 @@ def base():
 
 
 def _sim_config(make_config, tmp_path, name, seed):
-    return load_config(make_config(f"""
+    return load_config(
+        make_config(
+            f"""
         project: {{seed: {seed}}}
         simulation:
           n_customers: 800
@@ -29,7 +31,10 @@ def _sim_config(make_config, tmp_path, name, seed):
           truth_dir: {name}/truth
         data:
           transactions: {{path: {name}/raw/transactions.parquet}}
-    """, name=f"{name}.yaml"))
+    """,
+            name=f"{name}.yaml",
+        )
+    )
 
 
 def _digests(paths):
@@ -42,8 +47,14 @@ def test_same_seed_gives_identical_files(make_config, tmp_path):
     _, c = run_simulation(_sim_config(make_config, tmp_path, "c", 4))
     assert _digests(a) == _digests(b)
     assert _digests(a)["transactions"] != _digests(c)["transactions"]
-    assert set(a) == {"transactions", "customers", "interactions", "truth",
-                      "future_transactions", "params"}
+    assert set(a) == {
+        "transactions",
+        "customers",
+        "interactions",
+        "truth",
+        "future_transactions",
+        "params",
+    }
 
 
 def test_structure_and_no_future_in_data(base):
@@ -90,7 +101,9 @@ def test_personas_differ_in_behaviour(base):
     sales = tx[tx["amount"] > 0]
     disc = (sales["discount"] > 0).groupby(sales["persona"]).mean()
     assert disc.idxmax() == "bargain_hunters"
-    ret = (tx["amount"] < 0).groupby(tx["persona"]).sum() / (tx["amount"] > 0).groupby(tx["persona"]).sum()
+    ret = (tx["amount"] < 0).groupby(tx["persona"]).sum() / (tx["amount"] > 0).groupby(
+        tx["persona"]
+    ).sum()
     assert ret.idxmax() == "serial_returners"
     for p in PERSONAS:  # returns near the end fall into the future window: a small downward bias
         assert ret[p.name] == pytest.approx(p.return_prob, rel=0.2, abs=0.005)
@@ -115,7 +128,9 @@ def test_satisfaction_drives_feedback_dropout_and_referrals(base):
     assert spearmanr(csat["score"], truth.loc[csat["customer_id"], "satisfaction"]).statistic > 0.4
     tickets = base.interactions[base.interactions["kind"] == "support_ticket"]["customer_id"]
     low = truth["satisfaction"] < truth["satisfaction"].median()
-    orders = base.transactions[base.transactions["amount"] > 0].groupby("customer_id")["order_id"].nunique()
+    orders = (
+        base.transactions[base.transactions["amount"] > 0].groupby("customer_id")["order_id"].nunique()
+    )
     n_tickets = tickets.value_counts().reindex(truth.index, fill_value=0)
     per_order_low = n_tickets[low].sum() / orders[low].sum()
     per_order_high = n_tickets[~low].sum() / orders[~low].sum()

@@ -32,25 +32,48 @@ def expect_error(tmp_path, make_config, csv_text, *fragments, extra=""):
 
 
 def test_missing_required_column(tmp_path, make_config):
-    expect_error(tmp_path, make_config, "customer_id,timestamp\n1,2024-01-01\n",
-                 "missing required column(s) ['amount']", "map yours onto the contract")
+    expect_error(
+        tmp_path,
+        make_config,
+        "customer_id,timestamp\n1,2024-01-01\n",
+        "missing required column(s) ['amount']",
+        "map yours onto the contract",
+    )
 
 
 def test_unparseable_date_names_values(tmp_path, make_config):
-    expect_error(tmp_path, make_config,
-                 "customer_id,timestamp,amount\n1,2024-01-01,5\n2,31/02/2024,5\n3,yesterday,1\n",
-                 "column 'timestamp'", "2 value(s) are not dates", "'31/02/2024'", "'yesterday'",
-                 "date_format")
+    expect_error(
+        tmp_path,
+        make_config,
+        "customer_id,timestamp,amount\n1,2024-01-01,5\n2,31/02/2024,5\n3,yesterday,1\n",
+        "column 'timestamp'",
+        "2 value(s) are not dates",
+        "'31/02/2024'",
+        "'yesterday'",
+        "date_format",
+    )
 
 
 def test_date_format_mismatch(tmp_path, make_config):
-    expect_error(tmp_path, make_config, "customer_id,timestamp,amount\n1,2024-01-01,5\n",
-                 "not dates in format '%Y%m%d'", extra='    date_format: "%Y%m%d"')
+    expect_error(
+        tmp_path,
+        make_config,
+        "customer_id,timestamp,amount\n1,2024-01-01,5\n",
+        "not dates in format '%Y%m%d'",
+        extra='    date_format: "%Y%m%d"',
+    )
 
 
 def test_non_numeric_amount(tmp_path, make_config):
-    expect_error(tmp_path, make_config, "customer_id,timestamp,amount\n1,2024-01-01,£5\n",
-                 "column 'amount'", "not numbers", "'£5'", "currency symbols")
+    expect_error(
+        tmp_path,
+        make_config,
+        "customer_id,timestamp,amount\n1,2024-01-01,£5\n",
+        "column 'amount'",
+        "not numbers",
+        "'£5'",
+        "currency symbols",
+    )
 
 
 def test_empty_file_and_header_only(tmp_path, make_config):
@@ -96,7 +119,10 @@ def test_policies_and_report_counts(tmp_path, make_config):
     loaded = run(tmp_path, make_config, csv_text, extra)
     tx, rep = loaded.data.transactions, loaded.report
     assert tx[["customer_id", "amount", "is_return"]].values.tolist() == [
-        ["1", 10.0, False], ["2", -4.0, True], ["3", 9.0, False]]
+        ["1", 10.0, False],
+        ["2", -4.0, True],
+        ["3", 9.0, False],
+    ]
     assert rep.dropped("transactions", "duplicates") == 1
     assert rep.dropped("transactions", "missing_customer_id") == 1
     assert rep.dropped("transactions", "zero_amounts") == 1
@@ -104,27 +130,45 @@ def test_policies_and_report_counts(tmp_path, make_config):
     assert rep.facts["transactions"]["customers_before_filtering"] == 3
     assert rep.facts["summary"]["customers"] == 3
 
-    kept = run(tmp_path, make_config, csv_text,
-               "  policies: {duplicates: keep, zero_amounts: keep, returns: drop, negative_amounts: return}")
+    kept = run(
+        tmp_path,
+        make_config,
+        csv_text,
+        "  policies: {duplicates: keep, zero_amounts: keep, returns: drop, negative_amounts: return}",
+    )
     assert len(kept.data.transactions) == 6  # 8 rows - no id - the return
     assert kept.report.dropped("transactions", "returns") == 1
 
 
 def test_missing_customer_id_error_policy(tmp_path, make_config):
-    expect_error(tmp_path, make_config, "customer_id,timestamp,amount\n,2024-01-01,5\n",
-                 "1 row(s) have no customer id", "missing_customer_id: drop",
-                 extra="  policies: {missing_customer_id: error}")
+    expect_error(
+        tmp_path,
+        make_config,
+        "customer_id,timestamp,amount\n,2024-01-01,5\n",
+        "1 row(s) have no customer id",
+        "missing_customer_id: drop",
+        extra="  policies: {missing_customer_id: error}",
+    )
 
 
 def test_negative_amount_error_policy(tmp_path, make_config):
-    expect_error(tmp_path, make_config, "customer_id,timestamp,amount\n1,2024-01-01,-5\n",
-                 "negative amount(s) not marked as returns", "-5.0",
-                 extra="  policies: {negative_amounts: error}")
+    expect_error(
+        tmp_path,
+        make_config,
+        "customer_id,timestamp,amount\n1,2024-01-01,-5\n",
+        "negative amount(s) not marked as returns",
+        "-5.0",
+        extra="  policies: {negative_amounts: error}",
+    )
 
 
 def test_nothing_left(tmp_path, make_config):
-    expect_error(tmp_path, make_config, "customer_id,timestamp,amount\n1,2024-01-01,0\n",
-                 "no transactions are left")
+    expect_error(
+        tmp_path,
+        make_config,
+        "customer_id,timestamp,amount\n1,2024-01-01,0\n",
+        "no transactions are left",
+    )
 
 
 def test_non_utf8_bytes(tmp_path, make_config):
@@ -135,8 +179,9 @@ def test_non_utf8_bytes(tmp_path, make_config):
 
 
 def test_truncated_parquet(tmp_path, make_config):
-    frame = pd.DataFrame({"customer_id": ["1"] * 100, "timestamp": ["2024-01-01"] * 100,
-                          "amount": [1.0] * 100})
+    frame = pd.DataFrame(
+        {"customer_id": ["1"] * 100, "timestamp": ["2024-01-01"] * 100, "amount": [1.0] * 100}
+    )
     frame.to_parquet(tmp_path / "tx.parquet")
     data = (tmp_path / "tx.parquet").read_bytes()
     (tmp_path / "tx.parquet").write_bytes(data[: len(data) // 2])
@@ -146,17 +191,27 @@ def test_truncated_parquet(tmp_path, make_config):
 
 
 def test_mapping_names_missing_source_column(tmp_path, make_config):
-    expect_error(tmp_path, make_config, "cid,timestamp,amount\n1,2024-01-01,5\n",
-                 "source column(s) ['Cust']", "the file's columns are: cid, timestamp, amount",
-                 extra="    columns: {Cust: customer_id}")
+    expect_error(
+        tmp_path,
+        make_config,
+        "cid,timestamp,amount\n1,2024-01-01,5\n",
+        "source column(s) ['Cust']",
+        "the file's columns are: cid, timestamp, amount",
+        extra="    columns: {Cust: customer_id}",
+    )
 
 
 def test_customers_and_interactions_tables(tmp_path, make_config):
     write(tmp_path / "tx.csv", "customer_id,timestamp,amount\n1,2024-01-01,5\n2,2024-01-02,6\n")
-    write(tmp_path / "cust.csv", "customer_id,signup_date,acquisition_cost,referred_by\n"
-                                 "1,2023-12-01,10,\n2,2023-12-05,20,1.0\n2,2023-12-06,1,\n")
-    write(tmp_path / "inter.csv", "customer_id,timestamp,kind,score\n1,2024-01-03,NPS,9\n"
-                                  "2,2024-01-03,support_ticket,\n")
+    write(
+        tmp_path / "cust.csv",
+        "customer_id,signup_date,acquisition_cost,referred_by\n"
+        "1,2023-12-01,10,\n2,2023-12-05,20,1.0\n2,2023-12-06,1,\n",
+    )
+    write(
+        tmp_path / "inter.csv",
+        "customer_id,timestamp,kind,score\n1,2024-01-03,NPS,9\n2,2024-01-03,support_ticket,\n",
+    )
     body = BODY.format(extra="  customers: {path: cust.csv}\n  interactions: {path: inter.csv}")
     loaded = load_data(load_config(make_config(body)))
     cust = loaded.data.customers
@@ -167,7 +222,9 @@ def test_customers_and_interactions_tables(tmp_path, make_config):
     assert inter["kind"].tolist() == ["nps", "support_ticket"]
 
     write(tmp_path / "inter.csv", "customer_id,timestamp,kind,score\n1,2024-01-03,tweet,9\n")
-    with pytest.raises(DataValidationError, match="(?s)unknown kind.*'tweet'.*nps, csat, support_ticket"):
+    with pytest.raises(
+        DataValidationError, match="(?s)unknown kind.*'tweet'.*nps, csat, support_ticket"
+    ):
         load_data(load_config(make_config(body)))
     write(tmp_path / "inter.csv", "customer_id,timestamp,kind,score\n1,2024-01-03,nps,11\n")
     with pytest.raises(DataValidationError, match="nps score.*outside 0..10"):

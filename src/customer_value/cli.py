@@ -54,21 +54,27 @@ def _load(config: Path, overrides: list[str] | None):
     return load_config(config, overrides or [])
 
 
-def _format_table(rows: list[dict], columns: list[str]) -> str:
-    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) if rows else len(c)
-              for c in columns}
+def _format_table(rows: list[dict], columns: list[str], digits: int = 2) -> str:
+    widths = {
+        c: max(len(c), *(len(_fmt(r.get(c), digits)) for r in rows)) if rows else len(c) for c in columns
+    }
     head = "  ".join(c.ljust(widths[c]) for c in columns)
     lines = [head, "  ".join("-" * widths[c] for c in columns)]
     for r in rows:
-        lines.append("  ".join(
-            _fmt(r.get(c)).rjust(widths[c]) if isinstance(r.get(c), int | float)
-            else _fmt(r.get(c)).ljust(widths[c]) for c in columns))
+        lines.append(
+            "  ".join(
+                _fmt(r.get(c), digits).rjust(widths[c])
+                if isinstance(r.get(c), int | float)
+                else _fmt(r.get(c), digits).ljust(widths[c])
+                for c in columns
+            )
+        )
     return "\n".join(lines)
 
 
-def _fmt(value) -> str:
+def _fmt(value, digits: int = 2) -> str:
     if isinstance(value, float):
-        return f"{value:,.2f}"
+        return f"{value:,.{digits}f}"
     if isinstance(value, int):
         return f"{value:,}"
     return "" if value is None else str(value)
@@ -176,15 +182,66 @@ def catalog(
 
 @app.command()
 @_user_errors
-def train(config: ConfigOpt = Path("configs/default.yaml"), set_: SetOpt = None) -> None:
-    """The main job. At this stage: simulate if needed, then validate and summarise the data."""
-    from customer_value.pipelines.data import ensure_data, load_data
+def train(
+    config: ConfigOpt = Path("configs/default.yaml"),
+    set_: SetOpt = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Training cutoff (default: the last date in the data).")
+    ] = None,
+) -> None:
+    """The main job: personas, churn and CLV models with baselines, SHAP, tracked in MLflow."""
+    from customer_value.pipelines.train import run_train
 
     cfg = _load(config, set_)
-    if ensure_data(cfg):
-        typer.echo(f"Simulated the default customer base into {cfg.data.transactions.path.parent}")
-    loaded = load_data(cfg)
-    _print_validation(loaded)
+    result = run_train(cfg, as_of=as_of, say=typer.echo)
+    _print_train_summary(cfg, result)
+
+
+def _print_train_summary(cfg, result) -> None:
+    m = result.metrics
+    typer.echo(
+        f"\nDone in {result.seconds:.0f}s. Run {result.run_id} "
+        f"(experiment {cfg.tracking.experiment or cfg.project.name}, as_of {result.as_of.date()})"
+    )
+    show = {
+        "churn": ["roc_auc", "pr_auc", "brier", "lift_top_decile"],
+        "clv": ["normalized_gini", "spearman", "mae", "rmse", "top_decile_capture", "aggregate_error"],
+    }
+    for task, metrics in show.items():
+        sub = m[(m["task"] == task) & (m["metric"].isin(metrics))]
+        table = sub.pivot(index="model", columns="metric", values="value")[metrics]
+        order = [i for i in table.index if i.startswith("xgboost")] + sorted(
+            i for i in table.index if not i.startswith("xgboost")
+        )
+        rows = [
+            {
+                "model": idx,
+                **{k: (None if v != v else round(float(v), 4)) for k, v in table.loc[idx].items()},
+            }
+            for idx in order
+        ]
+        typer.echo(f"\n{task.upper()} on the out-of-time snapshot:")
+        typer.echo(_format_table(rows, ["model", *metrics], digits=4))
+    p = result.personas
+    cols = [
+        "persona",
+        "customers",
+        "churn_rate_actual",
+        "predicted_clv_mean",
+        "net_value_mean",
+        "mean_nps",
+    ]
+    rows = [
+        {c: (round(float(r[c]), 3) if isinstance(r[c], float) else r[c]) for c in cols}
+        for _, r in p.iterrows()
+    ]
+    typer.echo("\nPERSONAS:")
+    typer.echo(_format_table(rows, cols))
+    if result.decisions:
+        typer.echo("\nREGISTRY:")
+        for key, text in result.decisions.items():
+            typer.echo(f"  {key:<9} {text}")
+    typer.echo("\nOpen the MLflow UI with `make ui` (http://127.0.0.1:5000 by default).")
 
 
 def main() -> None:

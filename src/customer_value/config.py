@@ -140,9 +140,7 @@ class SimulationConfig(_Model):
     @model_validator(mode="after")
     def _dates_in_order(self) -> SimulationConfig:
         if self.end_date <= self.start_date:
-            raise ValueError(
-                f"end_date ({self.end_date}) must be after start_date ({self.start_date})"
-            )
+            raise ValueError(f"end_date ({self.end_date}) must be after start_date ({self.start_date})")
         return self
 
 
@@ -161,11 +159,13 @@ class FeatureConfig(_Model):
     top_channels: int = Field(5, ge=0, description="Channels with a share-of-orders feature.")
     cost_per_ticket: float = Field(8.0, ge=0, description="Cost to serve one support ticket.")
     rate_floor_days: int = Field(
-        30, gt=0, description="Tenure floor for per-year rates, so brand-new customers get no "
-        "extreme rates.",
+        30,
+        gt=0,
+        description="Tenure floor for per-year rates, so brand-new customers get no extreme rates.",
     )
-    btyd_penalizer: float = Field(0.0001, ge=0, description="L2 penalty of the BG/NBD and "
-                                  "Gamma-Gamma fits (on log-parameters).")
+    btyd_penalizer: float = Field(
+        0.0001, ge=0, description="L2 penalty of the BG/NBD and Gamma-Gamma fits (on log-parameters)."
+    )
 
     @model_validator(mode="after")
     def _windows_positive(self) -> FeatureConfig:
@@ -179,17 +179,115 @@ class SnapshotConfig(_Model):
 
     n_snapshots: int = Field(4, ge=2, description="Cutoffs stacked; the latest is out-of-time.")
     spacing_days: int = Field(60, gt=0, description="Days between consecutive cutoffs.")
-    min_history_days: int = Field(
-        90, ge=0, description="History required before the earliest cutoff."
-    )
+    min_history_days: int = Field(90, ge=0, description="History required before the earliest cutoff.")
     purge: bool = Field(
-        True, description="Training label windows end on or before the out-of-time cutoff, so no "
+        True,
+        description="Training label windows end on or before the out-of-time cutoff, so no "
         "training label overlaps the out-of-time label window (honest out-of-time metrics).",
     )
     min_label_days: int = Field(
-        30, gt=0, description="Shortest label window accepted when history is shorter than the "
+        30,
+        gt=0,
+        description="Shortest label window accepted when history is shorter than the "
         "horizon (predictions are then projected to the full horizon).",
     )
+
+
+class TuningConfig(_Model):
+    """Optuna (TPE) search for one xgboost model; early stopping on a validation split."""
+
+    n_trials: int = Field(20, ge=1, description="Trials per study.")
+    timeout_s: float = Field(120.0, gt=0, description="Wall-clock cap per study (seconds).")
+    max_estimators: int = Field(600, ge=10, description="Upper bound on boosting rounds.")
+    early_stopping_rounds: int = Field(30, ge=1)
+    validation_share: float = Field(
+        0.25,
+        gt=0,
+        lt=0.9,
+        description="Share of training customers held out (by customer id) for "
+        "early stopping, tuning and calibration; never the out-of-time set.",
+    )
+
+
+class PersonaConfig(_Model):
+    """Customer personas: clustering and naming."""
+
+    features: list[str] = Field(
+        default_factory=lambda: [
+            "frequency_per_year",
+            "revenue_per_year",
+            "monetary_mean",
+            "days_since_last_purchase",
+            "tenure_days",
+            "distinct_categories",
+            "discount_share",
+            "return_rate",
+        ],
+        description="Features the clustering sees (money and counts are log-transformed).",
+    )
+    algorithm: Literal["kmeans", "gmm"] = "kmeans"
+    k_min: int = Field(3, ge=2)
+    k_max: int = Field(8, ge=2)
+    silhouette_sample: int = Field(4000, ge=100, description="Rows used for the silhouette score.")
+    stability_bootstraps: int = Field(4, ge=1, description="Bootstrap refits for the stability ARI.")
+    min_share: float = Field(0.03, ge=0, lt=0.5, description="Smallest persona allowed (share).")
+
+    @model_validator(mode="after")
+    def _range(self) -> PersonaConfig:
+        if self.k_max < self.k_min:
+            raise ValueError(f"k_max ({self.k_max}) must be >= k_min ({self.k_min})")
+        return self
+
+
+class ChurnConfig(_Model):
+    """The churn classifier."""
+
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
+    calibration: Literal["isotonic", "sigmoid", "none"] = "isotonic"
+    calibration_tolerance: float = Field(
+        0.02, ge=0, description="Calibrate when the validation expected calibration error exceeds this."
+    )
+
+
+class CLVConfig(_Model):
+    """The CLV regressor."""
+
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
+    objective: Literal["tweedie", "two_part"] = Field(
+        "tweedie",
+        description="tweedie: one model for zero-inflated spend; two_part: P(buy) x E[spend | buy].",
+    )
+    target: Literal["auto", "revenue", "margin"] = Field(
+        "auto", description="auto: margin where the log has costs, else revenue."
+    )
+
+
+class ValueConfig(_Model):
+    """Net customer value arithmetic."""
+
+    annual_discount_rate: float = Field(0.0, ge=0, lt=1, description="Discount rate per year.")
+
+
+class ExplainConfig(_Model):
+    """SHAP explanations."""
+
+    sample_size: int = Field(2000, ge=50, description="Customers in the SHAP plots.")
+    top_drivers: int = Field(10, ge=1)
+
+
+class TrackingConfig(_Model):
+    """MLflow: tracking store, artifacts, registry."""
+
+    uri: str | None = Field(None, description="Any MLflow tracking URI; None = SQLite at db_path.")
+    db_path: Path = Path("../mlflow.db")
+    artifact_dir: Path = Path("../mlartifacts")
+    experiment: str | None = Field(None, description="Experiment name; None = project.name.")
+    register_models: bool = Field(True, description="Register the models and manage the champion alias.")
+
+    @property
+    def tracking_uri(self) -> str:
+        """The URI MLflow is pointed at."""
+        return self.uri or f"sqlite:///{Path(self.db_path).resolve()}"
 
 
 class Config(_Model):
@@ -200,6 +298,12 @@ class Config(_Model):
     simulation: SimulationConfig | None = None
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
+    personas: PersonaConfig = Field(default_factory=PersonaConfig)
+    churn: ChurnConfig = Field(default_factory=ChurnConfig)
+    clv: CLVConfig = Field(default_factory=CLVConfig)
+    value: ValueConfig = Field(default_factory=ValueConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     source_path: Path | None = Field(None, description="The YAML file this config came from.")
 
@@ -274,9 +378,7 @@ def _model_at(loc: tuple, root: type[BaseModel] = Config) -> type[BaseModel] | N
             return None
         ann = field.annotation
         candidates = [ann, *getattr(ann, "__args__", ())]
-        model = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
     return model
 
 
@@ -357,6 +459,18 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         _set_dotted(tree, parts, value)
     tree["source_path"] = str(path.resolve())
     try:
-        return Config.model_validate(tree)
+        config = Config.model_validate(tree)
     except ValidationError as err:
         raise _format_validation_error(err, str(path)) from None
+    _absolutize_defaults(config, path.resolve().parent)
+    return config
+
+
+def _absolutize_defaults(model: BaseModel, base: Path) -> None:
+    """Default relative paths (never written in the file) also resolve against its folder."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, Path) and not value.is_absolute():
+            setattr(model, name, (base / value).resolve())
+        elif isinstance(value, BaseModel):
+            _absolutize_defaults(value, base)

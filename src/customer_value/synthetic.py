@@ -90,29 +90,114 @@ class Persona:
 
 
 PERSONAS: tuple[Persona, ...] = (
-    Persona("champions", 0.10, r=4.0, alpha=80.0, a=1.0, b=30.0, p_spend=6.0, q=5.0, gamma=80.0,
-            breadth=1.5, lines=2.5, channel_mix=(0.35, 0.55, 0.10), discount_prob=0.10,
-            return_prob=0.04, satisfaction_mean=1.0, acquisition_mix=(0.4, 0.1, 0.1, 0.3, 0.1)),
-    Persona("loyal_regulars", 0.18, r=3.0, alpha=105.0, a=1.0, b=20.0, p_spend=5.0, q=6.0,
-            gamma=60.0, breadth=0.8, lines=1.5, channel_mix=(0.50, 0.30, 0.20),
-            discount_prob=0.15, return_prob=0.05, satisfaction_mean=0.5,
-            acquisition_mix=(0.35, 0.2, 0.15, 0.2, 0.1)),
-    Persona("big_ticket_occasionals", 0.12, r=2.0, alpha=240.0, a=1.0, b=12.0, p_spend=4.0,
-            q=4.0, gamma=225.0, breadth=0.3, lines=0.5, channel_mix=(0.30, 0.10, 0.60),
-            discount_prob=0.05, return_prob=0.08, satisfaction_mean=0.2,
-            acquisition_mix=(0.2, 0.45, 0.1, 0.1, 0.15)),
-    Persona("bargain_hunters", 0.20, r=2.0, alpha=90.0, a=2.0, b=14.0, p_spend=3.0, q=5.0,
-            gamma=47.0, breadth=0.6, lines=1.0, channel_mix=(0.45, 0.45, 0.10),
-            discount_prob=0.65, return_prob=0.06, satisfaction_mean=0.0,
-            acquisition_mix=(0.1, 0.2, 0.3, 0.05, 0.35)),
-    Persona("serial_returners", 0.10, r=2.5, alpha=125.0, a=2.0, b=16.0, p_spend=4.0, q=5.0,
-            gamma=80.0, breadth=0.5, lines=2.0, channel_mix=(0.65, 0.30, 0.05),
-            discount_prob=0.20, return_prob=0.30, satisfaction_mean=-0.3,
-            acquisition_mix=(0.15, 0.3, 0.35, 0.05, 0.15)),
-    Persona("one_and_done", 0.30, r=1.0, alpha=150.0, a=3.0, b=5.0, p_spend=3.0, q=5.0,
-            gamma=60.0, breadth=0.3, lines=0.5, channel_mix=(0.55, 0.15, 0.30),
-            discount_prob=0.30, return_prob=0.05, satisfaction_mean=-0.8,
-            acquisition_mix=(0.15, 0.3, 0.3, 0.05, 0.2)),
+    Persona(
+        "champions",
+        0.10,
+        r=4.0,
+        alpha=80.0,
+        a=1.0,
+        b=30.0,
+        p_spend=6.0,
+        q=5.0,
+        gamma=80.0,
+        breadth=1.5,
+        lines=2.5,
+        channel_mix=(0.35, 0.55, 0.10),
+        discount_prob=0.10,
+        return_prob=0.04,
+        satisfaction_mean=1.0,
+        acquisition_mix=(0.4, 0.1, 0.1, 0.3, 0.1),
+    ),
+    Persona(
+        "loyal_regulars",
+        0.18,
+        r=3.0,
+        alpha=105.0,
+        a=1.0,
+        b=20.0,
+        p_spend=5.0,
+        q=6.0,
+        gamma=60.0,
+        breadth=0.8,
+        lines=1.5,
+        channel_mix=(0.50, 0.30, 0.20),
+        discount_prob=0.15,
+        return_prob=0.05,
+        satisfaction_mean=0.5,
+        acquisition_mix=(0.35, 0.2, 0.15, 0.2, 0.1),
+    ),
+    Persona(
+        "big_ticket_occasionals",
+        0.12,
+        r=2.0,
+        alpha=240.0,
+        a=1.0,
+        b=12.0,
+        p_spend=4.0,
+        q=4.0,
+        gamma=225.0,
+        breadth=0.3,
+        lines=0.5,
+        channel_mix=(0.30, 0.10, 0.60),
+        discount_prob=0.05,
+        return_prob=0.08,
+        satisfaction_mean=0.2,
+        acquisition_mix=(0.2, 0.45, 0.1, 0.1, 0.15),
+    ),
+    Persona(
+        "bargain_hunters",
+        0.20,
+        r=2.0,
+        alpha=90.0,
+        a=2.0,
+        b=14.0,
+        p_spend=3.0,
+        q=5.0,
+        gamma=47.0,
+        breadth=0.6,
+        lines=1.0,
+        channel_mix=(0.45, 0.45, 0.10),
+        discount_prob=0.65,
+        return_prob=0.06,
+        satisfaction_mean=0.0,
+        acquisition_mix=(0.1, 0.2, 0.3, 0.05, 0.35),
+    ),
+    Persona(
+        "serial_returners",
+        0.10,
+        r=2.5,
+        alpha=125.0,
+        a=2.0,
+        b=16.0,
+        p_spend=4.0,
+        q=5.0,
+        gamma=80.0,
+        breadth=0.5,
+        lines=2.0,
+        channel_mix=(0.65, 0.30, 0.05),
+        discount_prob=0.20,
+        return_prob=0.30,
+        satisfaction_mean=-0.3,
+        acquisition_mix=(0.15, 0.3, 0.35, 0.05, 0.15),
+    ),
+    Persona(
+        "one_and_done",
+        0.30,
+        r=1.0,
+        alpha=150.0,
+        a=3.0,
+        b=5.0,
+        p_spend=3.0,
+        q=5.0,
+        gamma=60.0,
+        breadth=0.3,
+        lines=0.5,
+        channel_mix=(0.55, 0.15, 0.30),
+        discount_prob=0.30,
+        return_prob=0.05,
+        satisfaction_mean=-0.8,
+        acquisition_mix=(0.15, 0.3, 0.3, 0.05, 0.2),
+    ),
 )
 
 SATISFACTION_EFFECT = 0.6  # how strongly low satisfaction raises dropout (on the logit scale)
@@ -211,9 +296,23 @@ def simulate_base(
 
     weights = np.array([p.weight for p in personas])
     persona_idx = rng.choice(len(personas), size=n, p=weights / weights.sum())
-    P = {f: np.array([getattr(p, f) for p in personas]) for f in (
-        "r", "alpha", "a", "b", "p_spend", "q", "gamma", "breadth", "lines", "discount_prob",
-        "return_prob", "satisfaction_mean")}
+    P = {
+        f: np.array([getattr(p, f) for p in personas])
+        for f in (
+            "r",
+            "alpha",
+            "a",
+            "b",
+            "p_spend",
+            "q",
+            "gamma",
+            "breadth",
+            "lines",
+            "discount_prob",
+            "return_prob",
+            "satisfaction_mean",
+        )
+    }
     pick = {k: v[persona_idx] for k, v in P.items()}
 
     # Latent individual parameters (BG/NBD and Gamma-Gamma heterogeneity).
@@ -300,31 +399,35 @@ def simulate_base(
     ch_names = np.array(CHANNELS, dtype=object)
 
     def _frame(mask_lines: np.ndarray, ret_mask: np.ndarray) -> pd.DataFrame:
-        sale = pd.DataFrame({
-            "customer_id": ids[line_owner[mask_lines]],
-            "order_id": order_ids[line_order[mask_lines]],
-            "timestamp": order_time[line_order[mask_lines]],
-            "product_id": product_ids[mask_lines],
-            "category": cat_names[line_cat[mask_lines]],
-            "channel": ch_names[order_channel[line_order[mask_lines]]],
-            "quantity": quantity[mask_lines].astype(float),
-            "amount": amount[mask_lines],
-            "cost": cost[mask_lines],
-            "discount": discount[mask_lines],
-        })
+        sale = pd.DataFrame(
+            {
+                "customer_id": ids[line_owner[mask_lines]],
+                "order_id": order_ids[line_order[mask_lines]],
+                "timestamp": order_time[line_order[mask_lines]],
+                "product_id": product_ids[mask_lines],
+                "category": cat_names[line_cat[mask_lines]],
+                "channel": ch_names[order_channel[line_order[mask_lines]]],
+                "quantity": quantity[mask_lines].astype(float),
+                "amount": amount[mask_lines],
+                "cost": cost[mask_lines],
+                "discount": discount[mask_lines],
+            }
+        )
         ridx = np.flatnonzero(returned)[ret_mask]
-        back = pd.DataFrame({
-            "customer_id": ids[line_owner[ridx]],
-            "order_id": np.char.add("R", order_ids[line_order[ridx]].astype(str)).astype(object),
-            "timestamp": ret_time[ret_mask],
-            "product_id": product_ids[ridx],
-            "category": cat_names[line_cat[ridx]],
-            "channel": ch_names[order_channel[line_order[ridx]]],
-            "quantity": -quantity[ridx].astype(float),
-            "amount": -amount[ridx],
-            "cost": -cost[ridx],
-            "discount": -discount[ridx],
-        })
+        back = pd.DataFrame(
+            {
+                "customer_id": ids[line_owner[ridx]],
+                "order_id": np.char.add("R", order_ids[line_order[ridx]].astype(str)).astype(object),
+                "timestamp": ret_time[ret_mask],
+                "product_id": product_ids[ridx],
+                "category": cat_names[line_cat[ridx]],
+                "channel": ch_names[order_channel[line_order[ridx]]],
+                "quantity": -quantity[ridx].astype(float),
+                "amount": -amount[ridx],
+                "cost": -cost[ridx],
+                "discount": -discount[ridx],
+            }
+        )
         out = pd.concat([sale, back], ignore_index=True)
         out["timestamp"] = start + pd.to_timedelta(np.round(out["timestamp"] * 86400), unit="s")
         return out.sort_values(["timestamp", "order_id", "product_id"], kind="stable").reset_index(
@@ -342,9 +445,7 @@ def simulate_base(
     # Acquisition channel and cost; referrers among earlier customers, weighted by satisfaction.
     acq_mix = np.array([p.acquisition_mix for p in personas])
     acq = _categorical_rows(rng, acq_mix, persona_idx)
-    acq_cost = np.round(
-        np.array(ACQUISITION_COSTS)[acq] * rng.lognormal(0.0, 0.3, n), 2
-    )
+    acq_cost = np.round(np.array(ACQUISITION_COSTS)[acq] * rng.lognormal(0.0, 0.3, n), 2)
     referred_by = np.full(n, None, dtype=object)
     by_t0 = np.argsort(t0, kind="stable")
     ref_weight = np.exp(2.0 * satisfaction[by_t0])
@@ -358,13 +459,19 @@ def simulate_base(
     referrer_rank = np.searchsorted(cum_w, u, side="right")
     referred_by[is_ref] = ids[by_t0[referrer_rank]]
     signup = start + pd.to_timedelta(np.floor(t0), unit="D")
-    customers = pd.DataFrame({
-        "customer_id": ids,
-        "signup_date": signup,
-        "acquisition_channel": np.array(ACQUISITION_CHANNELS, dtype=object)[acq],
-        "acquisition_cost": acq_cost,
-        "referred_by": referred_by,
-    }).sort_values("customer_id").reset_index(drop=True)
+    customers = (
+        pd.DataFrame(
+            {
+                "customer_id": ids,
+                "signup_date": signup,
+                "acquisition_channel": np.array(ACQUISITION_CHANNELS, dtype=object)[acq],
+                "acquisition_cost": acq_cost,
+                "referred_by": referred_by,
+            }
+        )
+        .sort_values("customer_id")
+        .reset_index(drop=True)
+    )
 
     # Feedback: NPS after some orders, tickets (more when unhappy and on returns), CSAT after tickets.
     s_order = satisfaction[order_owner]
@@ -374,29 +481,33 @@ def simulate_base(
     ticket_p = expit(-3.0 - 0.8 * s_order)
     t_mask = rng.random(n_orders) < ticket_p
     t_owner = np.concatenate([order_owner[t_mask], line_owner[returned]])
-    t_time = np.concatenate([
-        order_time[t_mask] + rng.uniform(0, 10, int(t_mask.sum())),
-        ret_time + rng.uniform(0, 3, len(ret_time)),
-    ])
-    keep_t = rng.random(len(t_owner)) < np.where(
-        np.arange(len(t_owner)) < int(t_mask.sum()), 1.0, 0.3
+    t_time = np.concatenate(
+        [
+            order_time[t_mask] + rng.uniform(0, 10, int(t_mask.sum())),
+            ret_time + rng.uniform(0, 3, len(ret_time)),
+        ]
     )
+    keep_t = rng.random(len(t_owner)) < np.where(np.arange(len(t_owner)) < int(t_mask.sum()), 1.0, 0.3)
     t_owner, t_time = t_owner[keep_t], t_time[keep_t]
     csat_mask = rng.random(len(t_owner)) < 0.6
     csat_time = t_time[csat_mask] + rng.uniform(0.5, 3, int(csat_mask.sum()))
-    csat_score = np.clip(
-        np.round(rng.normal(3.5 + 0.8 * satisfaction[t_owner[csat_mask]], 0.8)), 1, 5
+    csat_score = np.clip(np.round(rng.normal(3.5 + 0.8 * satisfaction[t_owner[csat_mask]], 0.8)), 1, 5)
+    interactions = pd.DataFrame(
+        {
+            "customer_id": np.concatenate(
+                [ids[order_owner[nps_mask]], ids[t_owner], ids[t_owner[csat_mask]]]
+            ),
+            "timestamp": np.concatenate([nps_time, t_time, csat_time]),
+            "kind": np.concatenate(
+                [
+                    np.full(len(nps_time), "nps", dtype=object),
+                    np.full(len(t_time), "support_ticket", dtype=object),
+                    np.full(len(csat_time), "csat", dtype=object),
+                ]
+            ),
+            "score": np.concatenate([nps_score, np.full(len(t_time), np.nan), csat_score]),
+        }
     )
-    interactions = pd.DataFrame({
-        "customer_id": np.concatenate([
-            ids[order_owner[nps_mask]], ids[t_owner], ids[t_owner[csat_mask]]]),
-        "timestamp": np.concatenate([nps_time, t_time, csat_time]),
-        "kind": np.concatenate([
-            np.full(len(nps_time), "nps", dtype=object),
-            np.full(len(t_time), "support_ticket", dtype=object),
-            np.full(len(csat_time), "csat", dtype=object)]),
-        "score": np.concatenate([nps_score, np.full(len(t_time), np.nan), csat_score]),
-    })
     interactions = interactions[interactions["timestamp"] < obs_days].copy()
     interactions["timestamp"] = start + pd.to_timedelta(
         np.round(interactions["timestamp"] * 86400), unit="s"
@@ -413,20 +524,22 @@ def simulate_base(
         .drop_duplicates(["customer_id", "day"])["customer_id"]
         .value_counts()
     )
-    truth = pd.DataFrame({
-        "customer_id": ids,
-        "persona": np.array([p.name for p in personas], dtype=object)[persona_idx],
-        "purchase_rate_per_day": lam,
-        "dropout_prob": p_drop,
-        "dropout_prob_beta": p_beta,
-        "spend_rate_nu": nu,
-        "mean_order_value": pick["p_spend"] / nu,
-        "satisfaction": satisfaction,
-        "first_purchase": start + pd.to_timedelta(np.round(t0 * 86400), unit="s"),
-        "lifetime_repeats": lifetime_repeats,
-        "alive_at_end": alive_at_end,
-        "death_date": start + pd.to_timedelta(death_day, unit="D"),
-    }).set_index("customer_id")
+    truth = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "persona": np.array([p.name for p in personas], dtype=object)[persona_idx],
+            "purchase_rate_per_day": lam,
+            "dropout_prob": p_drop,
+            "dropout_prob_beta": p_beta,
+            "spend_rate_nu": nu,
+            "mean_order_value": pick["p_spend"] / nu,
+            "satisfaction": satisfaction,
+            "first_purchase": start + pd.to_timedelta(np.round(t0 * 86400), unit="s"),
+            "lifetime_repeats": lifetime_repeats,
+            "alive_at_end": alive_at_end,
+            "death_date": start + pd.to_timedelta(death_day, unit="D"),
+        }
+    ).set_index("customer_id")
     truth["death_date"] = truth["death_date"].where(truth["death_date"] >= start)
     truth["future_revenue"] = fut["future_revenue"].reindex(truth.index).fillna(0.0)
     truth["future_orders"] = fut["future_orders"].reindex(truth.index).fillna(0).astype(int)
@@ -441,8 +554,12 @@ def simulate_base(
         future_transactions=future,
         observation_end=end,
         params={
-            "n_customers": n, "start_date": str(start.date()), "end_date": str(end.date()),
-            "future_days": future_days, "initial_share": initial_share, "seed": seed,
+            "n_customers": n,
+            "start_date": str(start.date()),
+            "end_date": str(end.date()),
+            "future_days": future_days,
+            "initial_share": initial_share,
+            "seed": seed,
         },
     )
 
@@ -483,9 +600,7 @@ def simulate_bgnbd(
     if len(owner):
         last = np.cumsum(k)[k > 0] - 1
         recency[k > 0] = (frac * T[owner])[last]
-    return pd.DataFrame(
-        {"frequency": k, "recency": recency, "T": T, "alive": j > k, "lam": lam, "p": p}
-    )
+    return pd.DataFrame({"frequency": k, "recency": recency, "T": T, "alive": j > k, "lam": lam, "p": p})
 
 
 def simulate_gamma_gamma(

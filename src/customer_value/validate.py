@@ -141,8 +141,12 @@ def _parse_float(values: pd.Series, *, file: str, column: str) -> pd.Series:
 
 
 def _validate_transactions(
-    raw: pd.DataFrame, file: str, policies: PolicyConfig, timezone: str | None,
-    date_format: str | None, report: ValidationReport,
+    raw: pd.DataFrame,
+    file: str,
+    policies: PolicyConfig,
+    timezone: str | None,
+    date_format: str | None,
+    report: ValidationReport,
 ) -> pd.DataFrame:
     schema = TABLES["transactions"]
     table = "transactions"
@@ -170,7 +174,10 @@ def _validate_transactions(
     report.add(table, "missing_customer_id", "dropped", int(missing_id.sum()))
 
     frame["timestamp"] = _parse_datetime(
-        raw["timestamp"].where(keep), file=file, column="timestamp", fmt=date_format,
+        raw["timestamp"].where(keep),
+        file=file,
+        column="timestamp",
+        fmt=date_format,
         timezone=timezone,
     )
     missing_ts = frame["timestamp"].isna() & keep
@@ -222,9 +229,7 @@ def _validate_transactions(
             )
         pid = frame["product_id"].fillna("")
         uniq = pid[keep].unique()
-        hits = {
-            p for p in uniq if any(fnmatch.fnmatchcase(p, pat) for pat in policies.exclude_products)
-        }
+        hits = {p for p in uniq if any(fnmatch.fnmatchcase(p, pat) for pat in policies.exclude_products)}
         excluded = keep & pid.isin(hits)
         report.add(table, "exclude_products", "dropped", int(excluded.sum()))
         keep &= ~excluded
@@ -282,8 +287,9 @@ def _validate_transactions(
     return frame
 
 
-def _validate_customers(raw: pd.DataFrame, file: str, date_format: str | None,
-                        timezone: str | None, report: ValidationReport) -> pd.DataFrame:
+def _validate_customers(
+    raw: pd.DataFrame, file: str, date_format: str | None, timezone: str | None, report: ValidationReport
+) -> pd.DataFrame:
     schema = TABLES["customers"]
     _require_columns(raw, schema, file)
     report.add("customers", "read", "read", len(raw))
@@ -316,8 +322,8 @@ def _validate_customers(raw: pd.DataFrame, file: str, date_format: str | None,
     frame = frame[~dup].sort_values("customer_id").reset_index(drop=True)
     frame["customer_id"] = frame["customer_id"].astype(str)
     if "referred_by" in frame.columns:
-        frame["referred_by"] = frame["referred_by"].astype(object).where(
-            frame["referred_by"].notna(), None
+        frame["referred_by"] = (
+            frame["referred_by"].astype(object).where(frame["referred_by"].notna(), None)
         )
     report.add("customers", "output", "kept", len(frame))
     return frame
@@ -326,8 +332,9 @@ def _validate_customers(raw: pd.DataFrame, file: str, date_format: str | None,
 _SCORE_RANGE = {"nps": (0, 10), "csat": (1, 5)}
 
 
-def _validate_interactions(raw: pd.DataFrame, file: str, date_format: str | None,
-                           timezone: str | None, report: ValidationReport) -> pd.DataFrame:
+def _validate_interactions(
+    raw: pd.DataFrame, file: str, date_format: str | None, timezone: str | None, report: ValidationReport
+) -> pd.DataFrame:
     schema = TABLES["interactions"]
     _require_columns(raw, schema, file)
     report.add("interactions", "read", "read", len(raw))
@@ -335,7 +342,10 @@ def _validate_interactions(raw: pd.DataFrame, file: str, date_format: str | None
     missing = frame["customer_id"].isna()
     report.add("interactions", "missing_customer_id", "dropped", int(missing.sum()))
     frame["timestamp"] = _parse_datetime(
-        raw["timestamp"].where(~missing), file=file, column="timestamp", fmt=date_format,
+        raw["timestamp"].where(~missing),
+        file=file,
+        column="timestamp",
+        fmt=date_format,
         timezone=timezone,
     )
     frame["kind"] = raw["kind"].astype("string").str.strip().str.lower()
@@ -403,13 +413,19 @@ def validate_tables(
     cust = inter = None
     if customers is not None and config.customers is not None:
         cust = _validate_customers(
-            customers, str(config.customers.path), config.customers.date_format, config.timezone,
+            customers,
+            str(config.customers.path),
+            config.customers.date_format,
+            config.timezone,
             report,
         )
     if interactions is not None and config.interactions is not None:
         inter = _validate_interactions(
-            interactions, str(config.interactions.path), config.interactions.date_format,
-            config.timezone, report,
+            interactions,
+            str(config.interactions.path),
+            config.interactions.date_format,
+            config.timezone,
+            report,
         )
     report.facts["summary"] = summarize(tx)
     return ValidatedData(tx, cust, inter), report

@@ -109,7 +109,9 @@ def behaviour_features(
             cols[f"spend_trend_{w}d"] = np.where(denom > 0, (spend_cur - spend_prev) / denom, np.nan)
             cols[f"purchase_days_trend_{w}d"] = np.where(
                 orders_cur + orders_prev > 0,
-                (orders_cur - orders_prev) / (orders_cur + orders_prev), np.nan)
+                (orders_cur - orders_prev) / (orders_cur + orders_prev),
+                np.nan,
+            )
 
     # Active months, and their share of the months since the first purchase.
     months = ev.p_day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)

@@ -22,9 +22,14 @@ class BTYDModels:
 
 
 def _rfm_x(rfm: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "frequency": rfm["frequency"], "recency": rfm["recency_days"], "T": rfm["tenure_days"],
-    }, index=rfm.index)
+    return pd.DataFrame(
+        {
+            "frequency": rfm["frequency"],
+            "recency": rfm["recency_days"],
+            "T": rfm["tenure_days"],
+        },
+        index=rfm.index,
+    )
 
 
 def fit_btyd(rfm: pd.DataFrame, penalizer: float) -> BTYDModels:
@@ -35,14 +40,18 @@ def fit_btyd(rfm: pd.DataFrame, penalizer: float) -> BTYDModels:
         bg = BetaGeoModel(penalizer=penalizer).fit(_rfm_x(buyers))
     repeat = buyers[(buyers["frequency"] > 0) & (buyers["monetary_repeat_mean"] > 0)]
     if len(repeat) >= 10:
-        gg = GammaGammaModel(penalizer=penalizer).fit(pd.DataFrame({
-            "frequency": repeat["frequency"], "monetary_value": repeat["monetary_repeat_mean"]}))
+        gg = GammaGammaModel(penalizer=penalizer).fit(
+            pd.DataFrame(
+                {"frequency": repeat["frequency"], "monetary_value": repeat["monetary_repeat_mean"]}
+            )
+        )
     if bg is None or gg is None:
         warnings.warn(
             "too few customers with repeat purchases to fit "
             + " and ".join(n for n, m in (("BG/NBD", bg), ("Gamma-Gamma", gg)) if m is None)
             + "; their features are missing. Use more history or more customers.",
-            UserWarning, stacklevel=2,
+            UserWarning,
+            stacklevel=2,
         )
     return BTYDModels(bg, gg)
 
@@ -59,13 +68,14 @@ def btyd_features(
         out["p_alive"] = models.bgnbd.p_alive(X).to_numpy()
         out["bgnbd_p_no_purchase"] = models.bgnbd.p_no_purchase(X, churn_window_days).to_numpy()
         out["bgnbd_expected_transactions"] = models.bgnbd.expected_transactions(
-            X, horizon_days).to_numpy()
+            X, horizon_days
+        ).to_numpy()
     else:
         out["p_alive"] = out["bgnbd_p_no_purchase"] = out["bgnbd_expected_transactions"] = nan
     if models.gamma_gamma is not None:
         out["gg_expected_order_value"] = models.gamma_gamma.conditional_expected_value(
-            pd.DataFrame({"frequency": rfm["frequency"],
-                          "monetary_value": rfm["monetary_repeat_mean"]})).to_numpy()
+            pd.DataFrame({"frequency": rfm["frequency"], "monetary_value": rfm["monetary_repeat_mean"]})
+        ).to_numpy()
     else:
         out["gg_expected_order_value"] = nan
     out["btyd_expected_spend"] = out["bgnbd_expected_transactions"] * out["gg_expected_order_value"]

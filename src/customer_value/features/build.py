@@ -99,8 +99,11 @@ def build_feature_set(
         )
     rfm = rfm_features(ev, config.rate_floor_days)
     beh = behaviour_features(
-        ev, rfm["days_since_last_purchase"].to_numpy(), config.trend_windows_days,
-        list(vocabulary.categories), list(vocabulary.channels),
+        ev,
+        rfm["days_since_last_purchase"].to_numpy(),
+        config.trend_windows_days,
+        list(vocabulary.categories),
+        list(vocabulary.channels),
     )
     fb = feedback_features(ev, tables.interactions)
     tickets = None if tables.interactions is None else fb["tickets_total"].to_numpy()
@@ -123,9 +126,13 @@ def build_features(tables, as_of, config: FeatureConfig, vocabulary=None, btyd=T
 def model_feature_columns(frame: pd.DataFrame) -> list[str]:
     """Numeric feature columns that models take (labels and descriptive columns excluded)."""
     skip = set(LABEL_COLUMNS) | set(NON_MODEL_COLUMNS) | {"as_of", "snapshot", "customer_id"}
-    return [c for c in frame.columns
-            if c not in skip and pd.api.types.is_numeric_dtype(frame[c])
-            and not pd.api.types.is_bool_dtype(frame[c])]
+    return [
+        c
+        for c in frame.columns
+        if c not in skip
+        and pd.api.types.is_numeric_dtype(frame[c])
+        and not pd.api.types.is_bool_dtype(frame[c])
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -134,47 +141,53 @@ def model_feature_columns(frame: pd.DataFrame) -> list[str]:
 
 @dataclass
 class CutoffPlan:
-    """Where the snapshots fall and how long their label windows are."""
+    """Where one task's snapshots fall and how long its label window is."""
 
+    task: str
     oot_cutoff: pd.Timestamp
     train_cutoffs: list[pd.Timestamp]
     label_days: int
-    churn_days: int
-    projected: bool
+    wanted_days: int
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def projected(self) -> bool:
+        """True when the label window is shorter than the window asked for."""
+        return self.label_days < self.wanted_days
 
 
 def plan_cutoffs(
-    first_date, as_of, features: FeatureConfig, snapshots: SnapshotConfig
+    first_date, as_of, window_days: int, snapshots: SnapshotConfig, task: str = "clv"
 ) -> CutoffPlan:
-    """Place the out-of-time cutoff and the training cutoffs so no label reads past ``as_of``.
+    """Place one task's out-of-time cutoff and training cutoffs; no label reads past ``as_of``.
 
-    The out-of-time cutoff is ``as_of − max(label, churn window)``. Training cutoffs step back from
-    it by ``spacing_days``; with ``purge`` they start a whole label window earlier, so no training
-    label overlaps the out-of-time label window. Every cutoff leaves ``min_history_days`` of history.
-    When the history is too short for the horizon, the longest label window that fits (at least
-    ``min_label_days``) is used and predictions are projected to the full horizon.
+    The out-of-time cutoff is ``as_of − window``, the latest whose label window is fully observed.
+    Training cutoffs step back from it by ``spacing_days``; with ``purge`` they start a whole window
+    earlier, so no training label overlaps the out-of-time label window. Every cutoff leaves
+    ``min_history_days`` of history. Each task plans with its own window (churn: the churn window;
+    CLV: the horizon), so churn is trained and judged on recent snapshots even when the CLV horizon
+    is long. When the history is too short, the longest window that fits (at least
+    ``min_label_days``) is used: CLV predictions are then projected to the full horizon.
     """
     first = pd.Timestamp(first_date).normalize()
     as_of = pd.Timestamp(as_of).normalize()
     history = (as_of - first).days
-    need_train = 1
-    # The label window must fit (n_train + 1) times when purging, once otherwise.
-    span_factor = 1 + need_train if snapshots.purge else 1
-    wanted = max(features.horizon_days, features.churn_window_days)
+    # The label window must fit twice when purging (one training window, then the OOT one).
+    span_factor = 2 if snapshots.purge else 1
     available = (history - snapshots.min_history_days) // span_factor
     notes: list[str] = []
-    if available >= wanted:
-        label_days, churn_days = features.horizon_days, features.churn_window_days
+    if available >= window_days:
+        label_days = window_days
     elif available >= snapshots.min_label_days:
-        label_days = min(features.horizon_days, available)
-        churn_days = min(features.churn_window_days, available)
+        label_days = available
         notes.append(
             f"history from {first.date()} to {as_of.date()} ({history} days) is too short for a "
-            f"{features.horizon_days}-day horizon: labels use {label_days} days and CLV predictions "
-            f"are projected to {features.horizon_days} days with the BG/NBD ratio"
-            + (f"; the churn window is shortened to {churn_days} days"
-               if churn_days < features.churn_window_days else "")
+            f"{window_days}-day {task} window: its labels use {label_days} days"
+            + (
+                f" and CLV predictions are projected to {window_days} days with the BG/NBD ratio"
+                if task == "clv"
+                else ""
+            )
         )
     else:
         need = snapshots.min_history_days + span_factor * snapshots.min_label_days
@@ -186,29 +199,36 @@ def plan_cutoffs(
             hint="use a later as_of, more data, a smaller snapshots.min_history_days or "
             "snapshots.min_label_days",
         )
-    span = max(label_days, churn_days)
-    oot = as_of - pd.Timedelta(days=span)
-    start = oot - pd.Timedelta(days=span if snapshots.purge else snapshots.spacing_days)
+    oot = as_of - pd.Timedelta(days=label_days)
+    start = oot - pd.Timedelta(days=label_days if snapshots.purge else snapshots.spacing_days)
     earliest = first + pd.Timedelta(days=snapshots.min_history_days)
-    train = [start - pd.Timedelta(days=k * snapshots.spacing_days)
-             for k in range(snapshots.n_snapshots - 1)]
+    train = [
+        start - pd.Timedelta(days=k * snapshots.spacing_days) for k in range(snapshots.n_snapshots - 1)
+    ]
     train = [c for c in train if c >= earliest]
     if len(train) < snapshots.n_snapshots - 1:
-        notes.append(f"only {len(train)} of {snapshots.n_snapshots - 1} training snapshots fit in "
-                     f"the history (earliest cutoff allowed: {earliest.date()})")
-    return CutoffPlan(oot, sorted(train), label_days, churn_days,
-                      label_days < features.horizon_days, notes)
+        notes.append(
+            f"{task}: only {len(train)} of {snapshots.n_snapshots - 1} training snapshots "
+            f"fit in the history (earliest cutoff allowed: {earliest.date()})"
+        )
+    if not train:
+        raise UserError(
+            f"no {task} training snapshot fits before the out-of-time cutoff {oot.date()}",
+            hint="use more history, a shorter window, snapshots.purge: false or a smaller "
+            "snapshots.min_history_days",
+        )
+    return CutoffPlan(task, oot, sorted(train), label_days, window_days, notes)
 
 
 @dataclass
-class TrainingSet:
-    """Stacked snapshots: ``frame`` has ``as_of``, ``snapshot`` ("train" or "oot"), features, labels."""
+class TaskSet:
+    """One task's stacked snapshots.
+
+    ``frame`` has ``customer_id``, ``as_of``, ``snapshot`` (train/oot), the features and the labels.
+    """
 
     frame: pd.DataFrame
     plan: CutoffPlan
-    vocabulary: Vocabulary
-    feature_columns: list[str]
-    btyd: dict[pd.Timestamp, BTYDModels]
 
     @property
     def train(self) -> pd.DataFrame:
@@ -221,11 +241,29 @@ class TrainingSet:
         return self.frame[self.frame["snapshot"] == "oot"]
 
 
+@dataclass
+class TrainingSet:
+    """Snapshots for both tasks, built from one set of features per cutoff."""
+
+    churn: TaskSet
+    clv: TaskSet
+    vocabulary: Vocabulary
+    feature_columns: list[str]
+    btyd: dict[pd.Timestamp, BTYDModels]
+
+    @property
+    def notes(self) -> list[str]:
+        """Warnings about shortened windows or missing snapshots."""
+        return [*self.churn.plan.notes, *self.clv.plan.notes]
+
+
 def build_training_set(tables: ValidatedData, as_of, config: Config) -> TrainingSet:
     """Features and labels at every planned cutoff before ``as_of``; nothing after it is read.
 
-    The vocabulary (categories and channels with share features) is taken at the earliest training
-    cutoff, so every snapshot has the same columns and none of them learns from later data.
+    Churn snapshots label ``churned`` over the churn window; CLV snapshots label ``future_revenue``,
+    ``future_transactions`` (and ``future_margin``) over the horizon. Features are computed once per
+    cutoff and shared. The vocabulary (categories and channels with share features) is taken at the
+    earliest training cutoff, so every snapshot has the same columns and none learns from later data.
     """
     as_of = pd.Timestamp(as_of).normalize()
     tx = tables.transactions
@@ -234,33 +272,47 @@ def build_training_set(tables: ValidatedData, as_of, config: Config) -> Training
     tables = ValidatedData(
         tx[tx["timestamp"] < upto],
         tables.customers,
-        None if tables.interactions is None
+        None
+        if tables.interactions is None
         else tables.interactions[tables.interactions["timestamp"] < upto],
     )
-    plan = plan_cutoffs(tables.transactions["timestamp"].min(), as_of, config.features,
-                        config.snapshots)
-    if not plan.train_cutoffs:
-        raise UserError(
-            "no training snapshot fits before the out-of-time cutoff "
-            f"{plan.oot_cutoff.date()}",
-            hint="use more history, a shorter features.horizon_days, snapshots.purge: false or a "
-            "smaller snapshots.min_history_days",
-        )
-    for note in plan.notes:
-        warnings.warn(note, UserWarning, stacklevel=2)
-    vocab = build_feature_set(tables, plan.train_cutoffs[0], config.features, btyd=False).vocabulary
-    frames, models = [], {}
-    for cutoff in [*plan.train_cutoffs, plan.oot_cutoff]:
-        fs = build_feature_set(tables, cutoff, config.features, vocab)
-        labels = build_labels(tables.transactions, fs.frame.index, cutoff, plan.label_days,
-                              plan.churn_days)
-        snap = pd.concat([fs.frame, labels], axis=1).reset_index()
-        snap.insert(1, "as_of", cutoff)
-        snap.insert(2, "snapshot", "oot" if cutoff == plan.oot_cutoff else "train")
-        frames.append(snap)
-        models[cutoff] = fs.btyd
-    frame = pd.concat(frames, ignore_index=True)
-    return TrainingSet(frame, plan, vocab, model_feature_columns(frame), models)
+    first = tables.transactions["timestamp"].min()
+    plans = {
+        "churn": plan_cutoffs(
+            first, as_of, config.features.churn_window_days, config.snapshots, "churn"
+        ),
+        "clv": plan_cutoffs(first, as_of, config.features.horizon_days, config.snapshots, "clv"),
+    }
+    for plan in plans.values():
+        for note in plan.notes:
+            warnings.warn(note, UserWarning, stacklevel=2)
+    earliest = min(min(p.train_cutoffs) for p in plans.values())
+    vocab = build_feature_set(tables, earliest, config.features, btyd=False).vocabulary
+    cache: dict[pd.Timestamp, FeatureSet] = {}
+
+    def features_at(cutoff):
+        if cutoff not in cache:
+            cache[cutoff] = build_feature_set(tables, cutoff, config.features, vocab)
+        return cache[cutoff]
+
+    sets = {}
+    for task, plan in plans.items():
+        frames = []
+        for cutoff in [*plan.train_cutoffs, plan.oot_cutoff]:
+            fs = features_at(cutoff)
+            labels = build_labels(
+                tables.transactions, fs.frame.index, cutoff, plan.label_days, plan.label_days
+            )
+            labels = labels[["churned"]] if task == "churn" else labels.drop(columns="churned")
+            snap = pd.concat([fs.frame, labels], axis=1).reset_index()
+            snap.insert(1, "as_of", cutoff)
+            snap.insert(2, "snapshot", "oot" if cutoff == plan.oot_cutoff else "train")
+            frames.append(snap)
+        sets[task] = TaskSet(pd.concat(frames, ignore_index=True), plan)
+    columns = model_feature_columns(sets["churn"].frame)
+    return TrainingSet(
+        sets["churn"], sets["clv"], vocab, columns, {c: fs.btyd for c, fs in cache.items()}
+    )
 
 
 def projection_ratio(
@@ -274,8 +326,10 @@ def projection_ratio(
     """
     if models.bgnbd is None or short_days >= full_days:
         return pd.Series(full_days / short_days, index=rfm.index)
-    X = pd.DataFrame({"frequency": rfm["frequency"], "recency": rfm["recency_days"],
-                      "T": rfm["tenure_days"]}, index=rfm.index)
+    X = pd.DataFrame(
+        {"frequency": rfm["frequency"], "recency": rfm["recency_days"], "T": rfm["tenure_days"]},
+        index=rfm.index,
+    )
     full = models.bgnbd.expected_transactions(X, full_days)
     short = models.bgnbd.expected_transactions(X, short_days)
     ratio = (full / short.where(short > 1e-12)).fillna(full_days / short_days)
@@ -303,6 +357,7 @@ def check_feature_ranges(
         warnings.warn(
             f"scoring features outside the training range: {worst}. Tree models predict flat "
             "beyond it; prefer the rate-normalised features or retrain on later cutoffs.",
-            UserWarning, stacklevel=2,
+            UserWarning,
+            stacklevel=2,
         )
     return out

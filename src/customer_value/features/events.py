@@ -15,8 +15,15 @@ import pandas as pd
 __all__ = ["Events", "prepare_events", "to_day", "per_customer"]
 
 
-_PER_DAY = {"D": 1, "h": 24, "m": 1440, "s": 86_400, "ms": 86_400_000, "us": 86_400_000_000,
-            "ns": 86_400_000_000_000}
+_PER_DAY = {
+    "D": 1,
+    "h": 24,
+    "m": 1440,
+    "s": 86_400,
+    "ms": 86_400_000,
+    "us": 86_400_000_000,
+    "ns": 86_400_000_000_000,
+}
 
 
 def to_day(values) -> np.ndarray:
@@ -86,8 +93,20 @@ def prepare_events(transactions: pd.DataFrame, as_of) -> Events:
     n = len(customer_ids)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return Events(as_of_day, customer_ids, tx, empty, empty, empty, empty, np.zeros(0),
-                      empty, empty, empty, np.zeros(0))
+        return Events(
+            as_of_day,
+            customer_ids,
+            tx,
+            empty,
+            empty,
+            empty,
+            empty,
+            np.zeros(0),
+            empty,
+            empty,
+            empty,
+            np.zeros(0),
+        )
     day_min = int(day.min())
     span = as_of_day - day_min + 1
     key = code.astype(np.int64) * span + (day - day_min)
@@ -135,8 +154,11 @@ def _encode(ids: pd.Series) -> tuple[pd.Index, np.ndarray]:
             arr = pa.array(ids.array) if hasattr(ids.array, "__arrow_array__") else None
         except (ImportError, TypeError, pa.ArrowInvalid):
             arr = None
-        if arr is not None and pa.types.is_string(arr.type) or (
-            arr is not None and pa.types.is_large_string(arr.type)):
+        if (
+            arr is not None
+            and pa.types.is_string(arr.type)
+            or (arr is not None and pa.types.is_large_string(arr.type))
+        ):
             head, tail = arr[:-1], arr[1:]
             if arr.null_count == 0 and not pc.any(pc.less(tail, head)).as_py():
                 change = pc.not_equal(tail, head).to_numpy(zero_copy_only=False)

@@ -27,8 +27,18 @@ def feedback_features(ev: Events, interactions: pd.DataFrame | None) -> pd.DataF
     """
     n = ev.n
     index = ev.customer_ids
-    names = ["nps_last", "nps_mean", "nps_promoter", "nps_detractor", "csat_mean", "surveys",
-             "tickets_total", "tickets_90d", "days_since_last_survey", "days_since_last_ticket"]
+    names = [
+        "nps_last",
+        "nps_mean",
+        "nps_promoter",
+        "nps_detractor",
+        "csat_mean",
+        "surveys",
+        "tickets_total",
+        "tickets_90d",
+        "days_since_last_survey",
+        "days_since_last_ticket",
+    ]
     if interactions is None:
         frame = pd.DataFrame(np.nan, index=index, columns=names)
         frame["nps_class"] = None

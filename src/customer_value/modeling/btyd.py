@@ -47,8 +47,13 @@ def _minimize(objective, starts, n_params, jac=False):
     """L-BFGS-B from the first start; the other starts are tried only when that one fails."""
     best = None
     for x0 in starts:
-        res = minimize(objective, np.asarray(x0, dtype=float), method="L-BFGS-B", jac=jac,
-                       bounds=[(-12.0, 12.0)] * n_params)
+        res = minimize(
+            objective,
+            np.asarray(x0, dtype=float),
+            method="L-BFGS-B",
+            jac=jac,
+            bounds=[(-12.0, 12.0)] * n_params,
+        )
         if best is None or (np.isfinite(res.fun) and res.fun < best.fun):
             best = res
         if best.success and np.all(np.abs(best.x) < 11.5):
@@ -115,10 +120,16 @@ class BetaGeoModel(BaseEstimator):
         d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w_a * log_at - w_d * log_tx
         d_alpha = r / alpha - (r + x) * (w_a / (alpha + T) + w_d / (alpha + np.where(x > 0, t_x, T)))
         psi_abx = digamma(a + b + x)
-        d_a = (-(digamma(a) - digamma(a + b)) + w_a * (digamma(a) - psi_abx)
-               + w_d * (digamma(a + 1) - psi_abx))
-        d_b = (-(digamma(b) - digamma(a + b)) + w_a * (digamma(b + x) - psi_abx)
-               + w_d * (digamma(np.maximum(b + x - 1, 1e-300)) - psi_abx))
+        d_a = (
+            -(digamma(a) - digamma(a + b))
+            + w_a * (digamma(a) - psi_abx)
+            + w_d * (digamma(a + 1) - psi_abx)
+        )
+        d_b = (
+            -(digamma(b) - digamma(a + b))
+            + w_a * (digamma(b + x) - psi_abx)
+            + w_d * (digamma(np.maximum(b + x - 1, 1e-300)) - psi_abx)
+        )
         return common + lse, np.stack([d_r, d_alpha, d_a, d_b])
 
     @classmethod
@@ -147,8 +158,11 @@ class BetaGeoModel(BaseEstimator):
             raise ValueError("need integer frequency >= 0 and 0 <= recency <= T")
         w = np.ones_like(x) if sample_weight is None else np.asarray(sample_weight, dtype=float)
         # Fit on unique triples: real bases repeat the same (x, t_x, T) many times.
-        triples = pd.DataFrame({"x": x, "t": t_x, "T": T, "w": w}).groupby(
-            ["x", "t", "T"], sort=True, as_index=False)["w"].sum()
+        triples = (
+            pd.DataFrame({"x": x, "t": t_x, "T": T, "w": w})
+            .groupby(["x", "t", "T"], sort=True, as_index=False)["w"]
+            .sum()
+        )
         scale = max(float(np.average(triples["T"], weights=triples["w"])), 1e-9)
         xs = triples["x"].to_numpy()
         ts = triples["t"].to_numpy() / scale
@@ -177,8 +191,9 @@ class BetaGeoModel(BaseEstimator):
         r, alpha, a, b = np.exp(res.x)
         self.r_, self.alpha_, self.a_, self.b_ = float(r), float(alpha * scale), float(a), float(b)
         self.n_customers_ = int(total)
-        self.log_likelihood_ = float((w * self.individual_log_likelihood(
-            self.params_tuple, x, t_x, T)).sum())
+        self.log_likelihood_ = float(
+            (w * self.individual_log_likelihood(self.params_tuple, x, t_x, T)).sum()
+        )
         self.converged_ = bool(res.success)
         self._warn_if_poor(res, repeaters=float(ws[xs > 0].sum()))
         return self
@@ -186,8 +201,9 @@ class BetaGeoModel(BaseEstimator):
     def _warn_if_poor(self, res, repeaters: float) -> None:
         problems = []
         if repeaters < 10:
-            problems.append(f"only {repeaters:.0f} customer(s) made a repeat purchase, too few to "
-                            "identify dropout")
+            problems.append(
+                f"only {repeaters:.0f} customer(s) made a repeat purchase, too few to identify dropout"
+            )
         if not res.success:
             problems.append(f"the optimiser did not converge ({res.message})")
         edge = {k: v for k, v in zip(("r", "alpha", "a", "b"), res.x, strict=True) if abs(v) > 11.5}
@@ -244,8 +260,9 @@ class BetaGeoModel(BaseEstimator):
             num = (a + b + x - 1) / (a - 1) * term
             log_ratio = np.where(
                 x > 0,
-                np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) + (r + x) * (
-                    np.log(alpha + T) - np.log(alpha + t_x)),
+                np.log(a)
+                - np.log(np.maximum(b + x - 1, 1e-300))
+                + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x)),
                 -np.inf,
             )
             # num / (1 + exp(log_ratio)), stable when the ratio is huge (long-dead customers).
@@ -290,8 +307,15 @@ class GammaGammaModel(BaseEstimator):
         p, q, g = params
         x = np.asarray(frequency, dtype=float)
         m = np.asarray(monetary_value, dtype=float)
-        return (gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(g)
-                + (p * x - 1) * np.log(m) + p * x * np.log(x) - (p * x + q) * np.log(g + m * x))
+        return (
+            gammaln(p * x + q)
+            - gammaln(p * x)
+            - gammaln(q)
+            + q * np.log(g)
+            + (p * x - 1) * np.log(m)
+            + p * x * np.log(x)
+            - (p * x + q) * np.log(g + m * x)
+        )
 
     def fit(self, X, y=None):
         """Fit on rows with ``frequency > 0`` and ``monetary_value > 0`` (others are ignored)."""
@@ -309,11 +333,13 @@ class GammaGammaModel(BaseEstimator):
             ll = self.individual_log_likelihood(params, x, ms)
             psi_pxq = digamma(p * x + q)
             log_gmx = np.log(g + ms * x)
-            grad = np.array([
-                (x * (psi_pxq - digamma(p * x) + np.log(ms) + np.log(x) - log_gmx)).mean(),
-                (psi_pxq - digamma(q) + np.log(g) - log_gmx).mean(),
-                (q / g - (p * x + q) / (g + ms * x)).mean(),
-            ])
+            grad = np.array(
+                [
+                    (x * (psi_pxq - digamma(p * x) + np.log(ms) + np.log(x) - log_gmx)).mean(),
+                    (psi_pxq - digamma(q) + np.log(g) - log_gmx).mean(),
+                    (q / g - (p * x + q) / (g + ms * x)).mean(),
+                ]
+            )
             value = -ll.mean() + self.penalizer * np.sum(log_params**2)
             g_log = -grad * params + 2 * self.penalizer * log_params
             if not (np.isfinite(value) and np.all(np.isfinite(g_log))):
@@ -328,8 +354,11 @@ class GammaGammaModel(BaseEstimator):
         if not res.success or self.q_ <= 1:
             warnings.warn(
                 "Gamma-Gamma fit looks poor"
-                + (f": q = {self.q_:.3g} <= 1 makes the mean order value infinite"
-                   if self.q_ <= 1 else f": {res.message}")
+                + (
+                    f": q = {self.q_:.3g} <= 1 makes the mean order value infinite"
+                    if self.q_ <= 1
+                    else f": {res.message}"
+                )
                 + ". Check for extreme order values (wholesale lines, unremoved fees) or raise "
                 "features.btyd_penalizer.",
                 PoorFitWarning,

@@ -81,8 +81,9 @@ def decile_calibration(y, p) -> pd.DataFrame:
     y = np.asarray(y, dtype=float)
     p = np.asarray(p, dtype=float)
     frame = pd.DataFrame({"decile": _deciles(p) + 1, "p": p, "y": y})
-    out = frame.groupby("decile").agg(customers=("y", "size"), mean_pred=("p", "mean"),
-                                      mean_actual=("y", "mean"))
+    out = frame.groupby("decile").agg(
+        customers=("y", "size"), mean_pred=("p", "mean"), mean_actual=("y", "mean")
+    )
     return out.reset_index()
 
 
@@ -93,8 +94,13 @@ def clv_metrics(y, p) -> dict[str, float]:
     capture, perfect = top_decile_capture(y, p)
     cal = decile_calibration(y, p)
     nonzero = cal["mean_actual"] > 0
-    mape = float((np.abs(cal["mean_pred"] - cal["mean_actual"])[nonzero]
-                  / cal["mean_actual"][nonzero]).mean()) if nonzero.any() else float("nan")
+    mape = (
+        float(
+            (np.abs(cal["mean_pred"] - cal["mean_actual"])[nonzero] / cal["mean_actual"][nonzero]).mean()
+        )
+        if nonzero.any()
+        else float("nan")
+    )
     rho = spearmanr(y, p).statistic if np.ptp(p) > 0 and np.ptp(y) > 0 else float("nan")
     return {
         "mae": float(np.mean(np.abs(p - y))),
@@ -134,8 +140,11 @@ def reliability_curve(y, q, bins: int = 10) -> pd.DataFrame:
     q = np.asarray(q, dtype=float)
     idx = np.minimum((q * bins).astype(int), bins - 1)
     frame = pd.DataFrame({"bin": idx, "q": q, "y": y})
-    out = frame.groupby("bin").agg(customers=("y", "size"), mean_pred=("q", "mean"),
-                                   observed=("y", "mean")).reset_index()
+    out = (
+        frame.groupby("bin")
+        .agg(customers=("y", "size"), mean_pred=("q", "mean"), observed=("y", "mean"))
+        .reset_index()
+    )
     out["bin_low"] = out["bin"] / bins
     out["bin_high"] = (out["bin"] + 1) / bins
     return out

@@ -29,8 +29,9 @@ def resolve_as_of(as_of: str | None, transactions: pd.DataFrame) -> pd.Timestamp
 def run_features(config: Config, as_of: str | None, output: Path) -> tuple[pd.DataFrame, pd.Timestamp]:
     """Build the feature table at ``as_of`` and write it (parquet or csv by extension)."""
     if str(output).lower().endswith((".parquet", ".pq", ".csv", ".csv.gz")) is False:
-        raise UserError("unsupported output extension", where=str(output),
-                        hint="use .parquet, .csv or .csv.gz")
+        raise UserError(
+            "unsupported output extension", where=str(output), hint="use .parquet, .csv or .csv.gz"
+        )
     ensure_data(config)
     loaded = load_data(config)
     when = resolve_as_of(as_of, loaded.data.transactions)

@@ -1,0 +1,263 @@
+"""The only module that imports MLflow: small ``log_*`` functions and registry helpers.
+
+Pipelines call these; domain code never does. The default store is SQLite (``mlflow.db`` at the
+project root) with artifacts in ``mlartifacts/``; any tracking URI works through configuration.
+Models are registered under fixed names and served by alias (``models:/customer-value-churn@champion``),
+never by the deprecated stages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io as _io
+import json
+import logging
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from customer_value.config import TrackingConfig
+from customer_value.errors import UserError
+
+__all__ = [
+    "MODEL_NAMES",
+    "setup",
+    "start_run",
+    "log_params",
+    "log_metrics",
+    "log_table",
+    "log_text",
+    "log_figure",
+    "log_dataset",
+    "log_sklearn_model",
+    "set_tags",
+    "champion",
+    "set_alias",
+    "load_model",
+    "redact",
+]
+
+MODEL_NAMES = {
+    "personas": "customer-value-personas",
+    "churn": "customer-value-churn",
+    "clv": "customer-value-clv",
+}
+
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@")
+
+
+def redact(text: str) -> str:
+    """Hide the password of any ``scheme://user:password@host`` URL in ``text``."""
+    return _CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{m.group('user')}:***@", str(text))
+
+
+def _mlflow():
+    import mlflow
+
+    # MLflow's own INFO chatter (migrations, experiment creation) is noise for a CLI user.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return mlflow
+
+
+def setup(config: TrackingConfig, experiment: str) -> str:
+    """Point MLflow at the configured store and experiment; return the experiment id.
+
+    Raises
+    ------
+    UserError
+        When the store cannot be reached or opened (the message hides credentials).
+    """
+    mlflow = _mlflow()
+    uri = config.tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        exp = mlflow.get_experiment_by_name(experiment)
+        if exp is None:
+            artifact_dir = Path(config.artifact_dir).resolve() / experiment
+            location = artifact_dir.as_uri() if config.uri is None else None
+            exp_id = mlflow.create_experiment(experiment, artifact_location=location)
+        else:
+            exp_id = exp.experiment_id
+        mlflow.set_experiment(experiment_id=exp_id)
+    except Exception as exc:  # MLflow raises many types for an unreachable or broken store
+        raise UserError(
+            f"cannot open the MLflow tracking store: {redact(str(exc).splitlines()[0])}",
+            where=f"tracking URI {redact(uri)}",
+            hint="check tracking.uri (or tracking.db_path) in the config and that the store is "
+            "reachable",
+        ) from None
+    return exp_id
+
+
+@contextlib.contextmanager
+def start_run(name: str, nested: bool = False, tags: Mapping[str, str] | None = None) -> Iterator[Any]:
+    """Start a (nested) run; on an exception the run is marked FAILED and the error re-raised."""
+    mlflow = _mlflow()
+    run = mlflow.start_run(run_name=name, nested=nested, tags=dict(tags or {}))
+    try:
+        yield run
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+
+
+def active_run_id() -> str:
+    """Id of the active run."""
+    return _mlflow().active_run().info.run_id
+
+
+def _flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def log_params(params: Mapping) -> None:
+    """Log a nested mapping as flat ``a.b.c`` params (values as strings, credentials hidden)."""
+    flat = {
+        k: redact(json.dumps(v) if isinstance(v, list | tuple) else str(v))[:6000]
+        for k, v in _flatten(params).items()
+    }
+    _mlflow().log_params(flat)
+
+
+def log_metrics(metrics: Mapping[str, float], prefix: str = "") -> None:
+    """Log finite numeric metrics (NaN ones are skipped: MLflow cannot plot them)."""
+    clean = {}
+    for k, v in metrics.items():
+        try:
+            fv = float(v)
+        except (TypeError, ValueError):
+            continue
+        if fv == fv and abs(fv) != float("inf"):
+            clean[f"{prefix}{k}"] = fv
+    _mlflow().log_metrics(clean)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    """Set run tags (credentials hidden)."""
+    _mlflow().set_tags({k: redact(str(v))[:5000] for k, v in tags.items()})
+
+
+def log_table(frame: pd.DataFrame, artifact_file: str) -> None:
+    """Log a frame as a CSV artifact (readable in the UI's artifact viewer)."""
+    buf = _io.StringIO()
+    frame.to_csv(buf, index=False)
+    log_text(buf.getvalue(), artifact_file)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    """Log text as an artifact."""
+    _mlflow().log_text(text, artifact_file)
+
+
+def log_figure(fig, artifact_file: str) -> None:
+    """Log a matplotlib figure as a PNG artifact."""
+    _mlflow().log_figure(fig, artifact_file)
+
+
+def log_file(path: str | Path, artifact_path: str | None = None) -> None:
+    """Log a local file as an artifact."""
+    _mlflow().log_artifact(str(path), artifact_path)
+
+
+def log_dataset(frame: pd.DataFrame, name: str, context: str, targets: str | None = None) -> None:
+    """Log a dataset (schema, digest, size) as a run input with ``mlflow.data``."""
+    mlflow = _mlflow()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = mlflow.data.from_pandas(frame, name=name, targets=targets)
+        mlflow.log_input(ds, context=context)
+
+
+def log_sklearn_model(
+    model, name: str, input_example: pd.DataFrame, output, registered_name: str | None
+):
+    """Log a fitted estimator with its signature and input example; register it if asked.
+
+    Returns the registered version (str) or None.
+    """
+    mlflow = _mlflow()
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(input_example, output)
+    # cloudpickle: the models are our own classes around xgboost boosters, which skops cannot
+    # load without trusting them anyway; models are only ever loaded from the configured registry.
+    mlflow_logger = logging.getLogger("mlflow.sklearn")
+    level = mlflow_logger.level
+    mlflow_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = mlflow.sklearn.log_model(
+                model,
+                name=name,
+                signature=signature,
+                input_example=input_example,
+                serialization_format="cloudpickle",
+                registered_model_name=registered_name,
+            )
+    finally:
+        mlflow_logger.setLevel(level)
+    version = getattr(info, "registered_model_version", None)
+    return str(version) if version is not None else None
+
+
+def champion(name: str, alias: str = "champion"):
+    """The registered model version holding ``alias``, or None."""
+    client = _mlflow().MlflowClient()
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except Exception:  # no such model or alias
+        return None
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    """Point ``alias`` of a registered model at ``version``."""
+    _mlflow().MlflowClient().set_registered_model_alias(name, alias, str(version))
+
+
+def set_version_tag(name: str, version: str, key: str, value: str) -> None:
+    """Tag a registered model version."""
+    _mlflow().MlflowClient().set_model_version_tag(name, str(version), key, redact(value))
+
+
+def load_model(name: str, alias: str = "champion"):
+    """Load ``models:/<name>@<alias>`` from the configured registry (scikit-learn flavour)."""
+    mlflow = _mlflow()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mlflow.sklearn.load_model(f"models:/{name}@{alias}")
+
+
+def log_local_dir(files: Mapping[str, str | Path]) -> None:
+    """Log several local files under their artifact paths (``{artifact_path: file}``)."""
+    for artifact_path, path in files.items():
+        log_file(path, artifact_path or None)
+
+
+def tmp_dir() -> str:
+    """A temporary folder for artifacts written before logging."""
+    return tempfile.mkdtemp(prefix="customer-value-")
+
+
+def env_flag(name: str) -> bool:
+    """True when an environment variable is set to a truthy value."""
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")

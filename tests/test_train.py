@@ -1,0 +1,206 @@
+"""The main job end to end on a small simulated base, with an MLflow store in tmp_path."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score, roc_auc_score
+
+from customer_value import tracking
+from customer_value.config import load_config
+from customer_value.features.build import build_training_set
+from customer_value.pipelines.data import load_data
+from customer_value.pipelines.train import _champion_gate, run_train
+
+CONFIG = """
+project: {{name: test-run, seed: 7}}
+simulation: {{n_customers: 3000, output_dir: raw, truth_dir: truth}}
+data:
+  transactions: {{path: raw/transactions.parquet}}
+  customers: {{path: raw/customers.parquet}}
+  interactions: {{path: raw/interactions.parquet}}
+snapshots: {{n_snapshots: 4, spacing_days: 45}}
+personas: {{k_max: 6, silhouette_sample: 1500, stability_bootstraps: 2, min_share: 0.02,
+           features: [frequency_per_year, revenue_per_year, monetary_mean, days_since_last_purchase,
+                      tenure_days, distinct_categories, discount_share, return_rate,
+                      channel_share_app, channel_share_store, items_per_order]}}
+churn: {{tuning: {{n_trials: {trials}, max_estimators: 300}}}}
+clv: {{tuning: {{n_trials: {trials}, max_estimators: 300}}}}
+explain: {{sample_size: 300}}
+tracking: {{db_path: mlflow.db, artifact_dir: mlartifacts}}
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    path = root / "config.yaml"
+    path.write_text(CONFIG.format(trials=3))
+    cfg = load_config(path)
+    first = run_train(cfg, say=lambda _msg: None)
+    second = run_train(cfg, say=lambda _msg: None)
+    return cfg, first, second
+
+
+def _client(cfg):
+    import mlflow
+
+    tracking.setup(cfg.tracking, cfg.project.name)
+    return mlflow.MlflowClient()
+
+
+def test_store_holds_runs_metrics_artifacts_and_models(trained):
+    cfg, first, _ = trained
+    client = _client(cfg)
+    run = client.get_run(first.run_id)
+    assert run.info.status == "FINISHED"
+    tags = run.data.tags
+    assert tags["status"] == "finished" and tags["as_of"] == "2024-06-30"
+    assert {"git_commit", "data.sha256", "data.rows", "churn.oot_cutoff", "clv.oot_cutoff"} <= set(tags)
+    for key in (
+        "churn_roc_auc",
+        "churn_pr_auc",
+        "churn_brier",
+        "churn_lift_top_decile",
+        "clv_normalized_gini",
+        "clv_mae",
+        "clv_top_decile_capture",
+        "personas_silhouette",
+        "baseline_churn_bg_nbd_p_no_purchase_roc_auc",
+        "baseline_clv_bg_nbd_gamma_gamma_normalized_gini",
+    ):
+        assert key in run.data.metrics, key
+    assert "churn.tuning.n_trials" in run.data.params
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{first.run_id}'"
+    )
+    names = {c.info.run_name for c in children}
+    assert {"churn", "clv", "personas"} <= names
+    trials = [
+        r
+        for c in children
+        if c.info.run_name in ("churn", "clv")
+        for r in client.search_runs(
+            [run.info.experiment_id], f"tags.mlflow.parentRunId = '{c.info.run_id}'"
+        )
+    ]
+    assert len(trials) == 6 and all(r.data.tags["optuna.state"] == "COMPLETE" for r in trials)
+    arts = set()
+    stack = [""]
+    while stack:
+        for f in client.list_artifacts(first.run_id, stack.pop()):
+            (stack.append(f.path) if f.is_dir else arts.add(f.path))
+    for art in (
+        "metrics/oot_metrics.csv",
+        "metrics/comparison.csv",
+        "personas/persona_profiles.csv",
+        "data/feature_catalog.csv",
+        "data/validation_report.csv",
+        "value/persona_value.csv",
+        "shap/churn_beeswarm.png",
+        "shap/clv_importance.png",
+        "shap/churn_persona_drivers.csv",
+        "plots/churn_reliability.png",
+        "plots/clv_deciles.png",
+    ):
+        assert art in arts, art
+    inputs = run.inputs.dataset_inputs
+    assert {d.dataset.name for d in inputs} >= {"churn_training_snapshots", "clv_out_of_time"}
+    for key, name in tracking.MODEL_NAMES.items():
+        assert (
+            str(client.get_model_version_by_alias(name, "champion").version)
+            == first.versions[key]
+            == "1"
+        )
+
+
+def test_same_seed_reproduces_metrics_and_keeps_the_champion(trained):
+    cfg, first, second = trained
+    pd.testing.assert_frame_equal(first.metrics, second.metrics)
+    pd.testing.assert_frame_equal(first.personas, second.personas)
+    client = _client(cfg)
+    for key, name in tracking.MODEL_NAMES.items():
+        # Equal is not better: the champion stays, the new version is the challenger.
+        assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+        assert str(client.get_model_version_by_alias(name, "challenger").version) == "2"
+        assert second.decisions[key].startswith("challenger: v2 does not beat champion v1")
+
+
+def test_a_worse_model_never_takes_the_alias(trained):
+    cfg, first, _ = trained
+    client = _client(cfg)
+    ts = build_training_set(load_data(cfg).data, first.as_of, cfg)
+    oot = ts.churn.oot.set_index("customer_id")
+    clv_oot = ts.clv.oot.set_index("customer_id")
+    champion = tracking.load_model(tracking.MODEL_NAMES["churn"])
+    # A model trained on shuffled labels ranks at chance.
+    from customer_value.modeling.gbm import ChurnModel
+
+    train = ts.churn.train
+    shuffled = train["churned"].sample(frac=1, random_state=0).to_numpy().astype(int)
+    bad = ChurnModel(params={"max_depth": 2}, n_estimators=20).fit(
+        train[champion.features_], shuffled, train[champion.features_], shuffled
+    )
+    y = oot["churned"].to_numpy(float)
+    bad_score = roc_auc_score(y, bad.predict_proba(oot[bad.features_])[:, 1])
+    with tracking.start_run("bad model"):
+        version = tracking.log_sklearn_model(
+            bad,
+            "churn_model",
+            oot[bad.features_].head(3),
+            bad.predict_proba(oot[bad.features_].head(3))[:, 1],
+            tracking.MODEL_NAMES["churn"],
+        )
+        decisions = _champion_gate(
+            {"churn": version},
+            {"churn": bad_score},
+            oot,
+            clv_oot,
+            y,
+            clv_oot["future_margin"].to_numpy(float),
+            seed=0,
+        )
+    assert decisions["churn"].startswith(f"challenger: v{version} does not beat champion v1")
+    assert (
+        str(client.get_model_version_by_alias(tracking.MODEL_NAMES["churn"], "champion").version) == "1"
+    )
+
+
+def test_recovers_the_simulated_truth_and_behaves(trained):
+    cfg, first, _ = trained
+    ts = build_training_set(load_data(cfg).data, first.as_of, cfg)
+    oot = ts.churn.oot.set_index("customer_id")
+    truth = (
+        pd.read_parquet(cfg.simulation.truth_dir / "truth.parquet")
+        .set_index("customer_id")
+        .loc[oot.index]
+    )
+    churn = tracking.load_model(tracking.MODEL_NAMES["churn"])
+    clv = tracking.load_model(tracking.MODEL_NAMES["clv"])
+    personas = tracking.load_model(tracking.MODEL_NAMES["personas"])
+    q = churn.predict_proba(oot[churn.features_])[:, 1]
+    # Oracle: dead at the cutoff -> certain churn; alive -> P(no purchase) = exp(-lambda w).
+    cutoff = ts.churn.plan.oot_cutoff
+    dead = truth["death_date"].notna() & (truth["death_date"] <= cutoff)
+    w = ts.churn.plan.label_days
+    oracle = np.where(dead, 1.0, np.exp(-truth["purchase_rate_per_day"] * w))
+    y = oot["churned"].to_numpy(float)
+    ours, best = roc_auc_score(y, q), roc_auc_score(y, oracle)
+    # The oracle knows who is already dead, which no model can observe: within 0.10 of it.
+    assert ours > best - 0.10, (ours, best)
+    m = first.metrics.set_index(["task", "model", "metric"])["value"]
+    assert (
+        m["clv", "xgboost clv", "normalized_gini"] > m["clv", "BG/NBD + Gamma-Gamma", "normalized_gini"]
+    )
+    ari = adjusted_rand_score(truth["persona"], personas.predict(oot))
+    assert ari > 0.15, ari
+    # Behaviour: a more recent last purchase never raises churn risk, all else equal ...
+    X = oot[churn.features_].copy()
+    recent = X.copy()
+    recent["days_since_last_purchase"] = X["days_since_last_purchase"] * 0.5
+    recent["overdue_ratio"] = X["overdue_ratio"] * 0.5
+    assert (churn.predict_proba(recent)[:, 1] <= churn.predict_proba(X)[:, 1] + 1e-12).all()
+    # ... and higher spend never lowers predicted CLV.
+    richer = oot[clv.features_].copy()
+    for col in ("monetary_mean", "monetary_total", "revenue_per_year", "monetary_repeat_mean"):
+        richer[col] = richer[col] * 1.5 + 10
+    assert (clv.predict(richer) >= clv.predict(oot[clv.features_]) - 1e-9).all()
