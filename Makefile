@@ -7,7 +7,7 @@ CONFIG ?= configs/default.yaml
 CV     := $(BIN)/customer-value
 
 .DEFAULT_GOAL := help
-.PHONY: help install simulate validate features catalog train test test-fast lint bench bench-features clean
+.PHONY: help install simulate validate features catalog train ui test test-fast lint bench bench-features clean
 
 help: ## Show the targets with one line each
 	@echo "customer_value — make targets:"
@@ -37,6 +37,11 @@ catalog: $(STAMP) ## Regenerate docs/features.md from the feature catalog
 
 train: $(STAMP) ## The main job on CONFIG (default: simulated data, simulated on first use)
 	$(CV) train --config $(CONFIG)
+
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 5000
+ui: $(STAMP) ## Open the MLflow UI on the configured store (UI_HOST=127.0.0.1, UI_PORT=5000)
+	$(CV) ui --config $(CONFIG) --host $(UI_HOST) --port $(UI_PORT)
 
 test: $(STAMP) ## Run the whole test suite (slow tests included)
 	$(BIN)/python -m pytest

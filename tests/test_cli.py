@@ -37,15 +37,29 @@ def test_simulate_then_validate(make_config, tmp_path):
 
 def test_train_simulates_when_data_is_absent(make_config, tmp_path):
     cfg = make_config("""
-        simulation: {n_customers: 200, output_dir: raw, truth_dir: truth}
+        simulation: {n_customers: 1500, output_dir: raw, truth_dir: truth}
         data:
           transactions: {path: raw/transactions.parquet}
+        churn: {tuning: {n_trials: 2, max_estimators: 50}}
+        clv: {tuning: {n_trials: 2, max_estimators: 50}}
+        personas: {k_max: 4, stability_bootstraps: 1, silhouette_sample: 500}
+        tracking: {db_path: store/mlflow.db, artifact_dir: store/artifacts}
     """)
     res = invoke("train", "--config", cfg)
     assert res.exit_code == 0, res.output
-    assert "Simulated the default customer base" in res.output
-    assert "Summary: 200 customers" in res.output
+    assert "simulated the default customer base" in res.output
+    for text in (
+        "CHURN on the out-of-time snapshot",
+        "BG/NBD P(no purchase)",
+        "CLV on the out-of-time",
+        "BG/NBD + Gamma-Gamma",
+        "PERSONAS:",
+        "champion: v1 is the first version",
+        "make ui",
+    ):
+        assert text in res.output, text
     assert (tmp_path / "truth" / "truth.parquet").exists()
+    assert (tmp_path / "store" / "mlflow.db").exists()
 
 
 def test_user_error_exit_code_2_no_traceback_nothing_written(make_config, tmp_path):

@@ -36,27 +36,30 @@ def sim():
 
 
 def test_plan_default_history():
-    plan = plan_cutoffs("2022-01-01", END, FeatureConfig(), SnapshotConfig(spacing_days=45))
-    assert plan.oot_cutoff == END - pd.Timedelta(days=365)
-    assert plan.label_days == 365 and plan.churn_days == 90 and not plan.projected
+    snaps = SnapshotConfig(spacing_days=45)
+    clv = plan_cutoffs("2022-01-01", END, 365, snaps, "clv")
+    assert clv.oot_cutoff == END - pd.Timedelta(days=365)
+    assert clv.label_days == 365 and not clv.projected
     # Purged: every training label window ends on or before the out-of-time cutoff.
-    assert all(c + pd.Timedelta(days=365) <= plan.oot_cutoff for c in plan.train_cutoffs)
-    assert plan.train_cutoffs == [pd.Timestamp(d) for d in ("2022-04-02", "2022-05-17", "2022-07-01")]
-    unpurged = plan_cutoffs("2022-01-01", END, FeatureConfig(), SnapshotConfig(purge=False))
+    assert all(c + pd.Timedelta(days=365) <= clv.oot_cutoff for c in clv.train_cutoffs)
+    assert clv.train_cutoffs == [pd.Timestamp(d) for d in ("2022-04-02", "2022-05-17", "2022-07-01")]
+    # Churn plans with its own, shorter window: recent snapshots.
+    churn = plan_cutoffs("2022-01-01", END, 90, snaps, "churn")
+    assert churn.oot_cutoff == pd.Timestamp("2024-04-01")
+    assert churn.train_cutoffs == [pd.Timestamp(d) for d in ("2023-10-04", "2023-11-18", "2024-01-02")]
+    unpurged = plan_cutoffs("2022-01-01", END, 365, SnapshotConfig(purge=False), "clv")
     assert unpurged.train_cutoffs[-1] == unpurged.oot_cutoff - pd.Timedelta(days=60)
 
 
 def test_plan_short_history_projects_and_says_so():
-    plan = plan_cutoffs(
-        "2024-01-01", "2024-09-30", FeatureConfig(horizon_days=270), SnapshotConfig(min_history_days=60)
-    )
+    plan = plan_cutoffs("2024-01-01", "2024-09-30", 270, SnapshotConfig(min_history_days=60), "clv")
     assert plan.projected and plan.label_days == (273 - 60) // 2
     assert "projected to 270 days" in plan.notes[0]
 
 
 def test_plan_too_short_history_gives_dates():
     with pytest.raises(UserError, match=r"2024-01-01 to 2024-03-01 \(60 days\).*at least 150 days"):
-        plan_cutoffs("2024-01-01", "2024-03-01", FeatureConfig(), SnapshotConfig())
+        plan_cutoffs("2024-01-01", "2024-03-01", 90, SnapshotConfig(), "churn")
 
 
 def test_training_set_reads_nothing_after_as_of(sim):
@@ -73,14 +76,21 @@ def test_training_set_reads_nothing_after_as_of(sim):
             tables.interactions[tables.interactions["timestamp"] < as_of + pd.Timedelta(days=1)],
         )
         past = build_training_set(cut, as_of, cfg)
-    pd.testing.assert_frame_equal(full.frame, past.frame)
-    plan = full.plan
-    assert plan.oot_cutoff + pd.Timedelta(days=plan.label_days) <= as_of
-    assert set(full.frame["snapshot"]) == {"train", "oot"}
-    assert full.oot["as_of"].nunique() == 1 and full.train["as_of"].nunique() == len(plan.train_cutoffs)
+    for task in ("churn", "clv"):
+        a, b = getattr(full, task), getattr(past, task)
+        pd.testing.assert_frame_equal(a.frame, b.frame)
+        plan = a.plan
+        assert plan.oot_cutoff + pd.Timedelta(days=plan.label_days) <= as_of
+        assert set(a.frame["snapshot"]) == {"train", "oot"}
+        assert a.oot["as_of"].nunique() == 1
+        assert a.train["as_of"].nunique() == len(plan.train_cutoffs)
+    assert "churned" in full.churn.frame and "future_revenue" not in full.churn.frame
+    assert "future_revenue" in full.clv.frame and "churned" not in full.clv.frame
     assert "future_revenue" not in full.feature_columns and "nps_class" not in full.feature_columns
-    # The same columns at every cutoff: the vocabulary is fixed at the earliest training cutoff.
-    assert full.frame[full.feature_columns].columns.is_unique
+    # The same feature columns at every cutoff: the vocabulary is fixed at the earliest cutoff.
+    assert list(full.churn.frame[full.feature_columns].columns) == list(
+        full.clv.frame[full.feature_columns].columns
+    )
 
 
 def test_projection_ratio():

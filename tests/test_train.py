@@ -105,7 +105,7 @@ def test_store_holds_runs_metrics_artifacts_and_models(trained):
         assert art in arts, art
     inputs = run.inputs.dataset_inputs
     assert {d.dataset.name for d in inputs} >= {"churn_training_snapshots", "clv_out_of_time"}
-    for key, name in tracking.MODEL_NAMES.items():
+    for key, name in tracking.model_names().items():
         assert (
             str(client.get_model_version_by_alias(name, "champion").version)
             == first.versions[key]
@@ -118,7 +118,7 @@ def test_same_seed_reproduces_metrics_and_keeps_the_champion(trained):
     pd.testing.assert_frame_equal(first.metrics, second.metrics)
     pd.testing.assert_frame_equal(first.personas, second.personas)
     client = _client(cfg)
-    for key, name in tracking.MODEL_NAMES.items():
+    for key, name in tracking.model_names().items():
         # Equal is not better: the champion stays, the new version is the challenger.
         assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
         assert str(client.get_model_version_by_alias(name, "challenger").version) == "2"
@@ -131,7 +131,7 @@ def test_a_worse_model_never_takes_the_alias(trained):
     ts = build_training_set(load_data(cfg).data, first.as_of, cfg)
     oot = ts.churn.oot.set_index("customer_id")
     clv_oot = ts.clv.oot.set_index("customer_id")
-    champion = tracking.load_model(tracking.MODEL_NAMES["churn"])
+    champion = tracking.load_model(tracking.model_names()["churn"])
     # A model trained on shuffled labels ranks at chance.
     from customer_value.modeling.gbm import ChurnModel
 
@@ -148,7 +148,7 @@ def test_a_worse_model_never_takes_the_alias(trained):
             "churn_model",
             oot[bad.features_].head(3),
             bad.predict_proba(oot[bad.features_].head(3))[:, 1],
-            tracking.MODEL_NAMES["churn"],
+            tracking.model_names()["churn"],
         )
         decisions = _champion_gate(
             {"churn": version},
@@ -158,10 +158,12 @@ def test_a_worse_model_never_takes_the_alias(trained):
             y,
             clv_oot["future_margin"].to_numpy(float),
             seed=0,
+            names=tracking.model_names(),
         )
     assert decisions["churn"].startswith(f"challenger: v{version} does not beat champion v1")
     assert (
-        str(client.get_model_version_by_alias(tracking.MODEL_NAMES["churn"], "champion").version) == "1"
+        str(client.get_model_version_by_alias(tracking.model_names()["churn"], "champion").version)
+        == "1"
     )
 
 
@@ -174,9 +176,9 @@ def test_recovers_the_simulated_truth_and_behaves(trained):
         .set_index("customer_id")
         .loc[oot.index]
     )
-    churn = tracking.load_model(tracking.MODEL_NAMES["churn"])
-    clv = tracking.load_model(tracking.MODEL_NAMES["clv"])
-    personas = tracking.load_model(tracking.MODEL_NAMES["personas"])
+    churn = tracking.load_model(tracking.model_names()["churn"])
+    clv = tracking.load_model(tracking.model_names()["clv"])
+    personas = tracking.load_model(tracking.model_names()["personas"])
     q = churn.predict_proba(oot[churn.features_])[:, 1]
     # Oracle: dead at the cutoff -> certain churn; alive -> P(no purchase) = exp(-lambda w).
     cutoff = ts.churn.plan.oot_cutoff

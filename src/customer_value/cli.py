@@ -73,6 +73,8 @@ def _format_table(rows: list[dict], columns: list[str], digits: int = 2) -> str:
 
 
 def _fmt(value, digits: int = 2) -> str:
+    if isinstance(value, float) and value != value:
+        return ""
     if isinstance(value, float):
         return f"{value:,.{digits}f}"
     if isinstance(value, int):
@@ -242,6 +244,43 @@ def _print_train_summary(cfg, result) -> None:
         for key, text in result.decisions.items():
             typer.echo(f"  {key:<9} {text}")
     typer.echo("\nOpen the MLflow UI with `make ui` (http://127.0.0.1:5000 by default).")
+
+
+@app.command()
+@_user_errors
+def ui(
+    config: ConfigOpt = Path("configs/default.yaml"),
+    set_: SetOpt = None,
+    host: Annotated[
+        str, typer.Option(help="Interface to bind (loopback unless you ask).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 5000,
+) -> None:
+    """Start the MLflow UI on the configured tracking store."""
+    import os
+    import subprocess
+
+    from customer_value.tracking import redact
+
+    cfg = _load(config, set_)
+    uri = cfg.tracking.tracking_uri
+    typer.echo(f"MLflow UI on http://{host}:{port} for {redact(uri)} (Ctrl-C to stop)")
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    try:
+        raise typer.Exit(subprocess.call(cmd, env={**os.environ}))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 def main() -> None:

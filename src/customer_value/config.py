@@ -282,6 +282,11 @@ class TrackingConfig(_Model):
     db_path: Path = Path("../mlflow.db")
     artifact_dir: Path = Path("../mlartifacts")
     experiment: str | None = Field(None, description="Experiment name; None = project.name.")
+    model_prefix: str = Field(
+        "customer-value",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Registered models are <prefix>-churn, <prefix>-clv, <prefix>-personas.",
+    )
     register_models: bool = Field(True, description="Register the models and manage the champion alias.")
 
     @property

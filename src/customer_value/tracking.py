@@ -12,9 +12,7 @@ import contextlib
 import io as _io
 import json
 import logging
-import os
 import re
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -26,7 +24,8 @@ from customer_value.config import TrackingConfig
 from customer_value.errors import UserError
 
 __all__ = [
-    "MODEL_NAMES",
+    "MODEL_KINDS",
+    "model_names",
     "setup",
     "start_run",
     "log_params",
@@ -43,11 +42,17 @@ __all__ = [
     "redact",
 ]
 
-MODEL_NAMES = {
-    "personas": "customer-value-personas",
-    "churn": "customer-value-churn",
-    "clv": "customer-value-clv",
-}
+MODEL_KINDS = ("personas", "churn", "clv")
+
+
+def model_names(prefix: str = "customer-value") -> dict[str, str]:
+    """Registered model names, e.g. ``customer-value-churn`` (the prefix comes from the config).
+
+    Each dataset gets its own prefix so that models of one business never compete with (or
+    replace) another's champion in a shared registry.
+    """
+    return {kind: f"{prefix}-{kind}" for kind in MODEL_KINDS}
+
 
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@")
 
@@ -204,7 +209,8 @@ def log_sklearn_model(
     level = mlflow_logger.level
     mlflow_logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
+        # MLflow prints "Successfully registered model ..." to stderr; the run summary says it.
+        with warnings.catch_warnings(), contextlib.redirect_stderr(_io.StringIO()):
             warnings.simplefilter("ignore")
             info = mlflow.sklearn.log_model(
                 model,
@@ -245,19 +251,3 @@ def load_model(name: str, alias: str = "champion"):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return mlflow.sklearn.load_model(f"models:/{name}@{alias}")
-
-
-def log_local_dir(files: Mapping[str, str | Path]) -> None:
-    """Log several local files under their artifact paths (``{artifact_path: file}``)."""
-    for artifact_path, path in files.items():
-        log_file(path, artifact_path or None)
-
-
-def tmp_dir() -> str:
-    """A temporary folder for artifacts written before logging."""
-    return tempfile.mkdtemp(prefix="customer-value-")
-
-
-def env_flag(name: str) -> bool:
-    """True when an environment variable is set to a truthy value."""
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")

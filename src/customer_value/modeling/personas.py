@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -63,19 +63,51 @@ def _log1p_nonneg(x):
     return np.log1p(np.clip(x, 0, None))
 
 
+class Winsorizer(TransformerMixin, BaseEstimator):
+    """Clip each column to its [lower, upper] quantiles learnt in ``fit``.
+
+    A handful of wholesalers or customers whose returns exceed their purchases must not get a
+    persona of their own: they would fail the minimum size and pull every centroid.
+    """
+
+    def __init__(self, lower: float = 0.01, upper: float = 0.99):
+        self.lower = lower
+        self.upper = upper
+
+    def fit(self, X, y=None):
+        """Learn the clipping bounds (NaN ignored)."""
+        arr = np.asarray(X, dtype=float)
+        self.low_ = np.nanquantile(arr, self.lower, axis=0)
+        self.high_ = np.nanquantile(arr, self.upper, axis=0)
+        self.n_features_in_ = arr.shape[1]
+        return self
+
+    def transform(self, X):
+        """Clip to the learnt bounds (NaN kept)."""
+        check_is_fitted(self, "low_")
+        return np.clip(np.asarray(X, dtype=float), self.low_, self.high_)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names are unchanged."""
+        return np.asarray(input_features, dtype=object)
+
+
 def _preprocessor(features: list[str]) -> ColumnTransformer:
     skewed = [f for f in features if f in SKEWED_FEATURES]
     plain = [f for f in features if f not in SKEWED_FEATURES]
     steps = []
+    # Scaling on the 10-90 % range: many features are zero for most customers, so their
+    # interquartile range is often 0.
     if skewed:
         steps.append(
             (
                 "log",
                 Pipeline(
                     [
+                        ("winsorize", Winsorizer()),
                         ("log1p", FunctionTransformer(_log1p_nonneg, feature_names_out="one-to-one")),
                         ("impute", SimpleImputer(strategy="median")),
-                        ("scale", RobustScaler()),
+                        ("scale", RobustScaler(quantile_range=(10, 90))),
                     ]
                 ),
                 skewed,
@@ -87,8 +119,9 @@ def _preprocessor(features: list[str]) -> ColumnTransformer:
                 "plain",
                 Pipeline(
                     [
+                        ("winsorize", Winsorizer()),
                         ("impute", SimpleImputer(strategy="median")),
-                        ("scale", RobustScaler()),
+                        ("scale", RobustScaler(quantile_range=(10, 90))),
                     ]
                 ),
                 plain,

@@ -395,19 +395,20 @@ def run_train(config: Config, as_of=None, say: Callable[[str], None] = print) ->
         versions: dict[str, str | None] = {}
         example = oot[features].head(5)
         register = config.tracking.register_models
+        names = tracking.model_names(config.tracking.model_prefix)
         versions["churn"] = tracking.log_sklearn_model(
             churn_model,
             "churn_model",
             example,
             churn_model.predict_proba(example)[:, 1],
-            tracking.MODEL_NAMES["churn"] if register else None,
+            names["churn"] if register else None,
         )
         versions["clv"] = tracking.log_sklearn_model(
             clv_model,
             "clv_model",
             example,
             clv_model.predict(example),
-            tracking.MODEL_NAMES["clv"] if register else None,
+            names["clv"] if register else None,
         )
         pexample = oot[persona_features].head(5)
         versions["personas"] = tracking.log_sklearn_model(
@@ -415,7 +416,7 @@ def run_train(config: Config, as_of=None, say: Callable[[str], None] = print) ->
             "persona_model",
             pexample,
             persona_model.predict(pexample),
-            tracking.MODEL_NAMES["personas"] if register else None,
+            names["personas"] if register else None,
         )
         new_scores = {
             "churn": float(ours_churn["roc_auc"]),
@@ -424,7 +425,7 @@ def run_train(config: Config, as_of=None, say: Callable[[str], None] = print) ->
         }
         decisions = {}
         if register:
-            decisions = _champion_gate(versions, new_scores, oot, clv_oot, y_churn, y_clv, seed)
+            decisions = _champion_gate(versions, new_scores, oot, clv_oot, y_churn, y_clv, seed, names)
             tracking.set_tags({f"champion_decision.{k}": v for k, v in decisions.items()})
         tracking.set_tags(
             {"status": "finished", **{f"model_version.{k}": str(v) for k, v in versions.items()}}
@@ -647,11 +648,11 @@ def _persona_profile(oot, persona, q, clv, values, drivers, target) -> pd.DataFr
     return out.reset_index().rename(columns={"index": "persona"})
 
 
-def _champion_gate(versions, new_scores, oot, clv_oot, y_churn, y_clv, seed):
+def _champion_gate(versions, new_scores, oot, clv_oot, y_churn, y_clv, seed, names):
     """Move ``champion`` to the new version only when it beats the current one on this OOT set."""
     decisions = {}
     for key, new_version in versions.items():
-        name = tracking.MODEL_NAMES[key]
+        name = names[key]
         if new_version is None:
             continue
         current = tracking.champion(name)
