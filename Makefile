@@ -7,7 +7,7 @@ CONFIG ?= configs/default.yaml
 CV     := $(BIN)/customer-value
 
 .DEFAULT_GOAL := help
-.PHONY: help install simulate validate features catalog train ui test test-fast lint bench bench-features clean
+.PHONY: help install simulate validate features catalog train predict ui test test-fast lint bench bench-features clean
 
 help: ## Show the targets with one line each
 	@echo "customer_value — make targets:"
@@ -37,6 +37,9 @@ catalog: $(STAMP) ## Regenerate docs/features.md from the feature catalog
 
 train: $(STAMP) ## The main job on CONFIG (default: simulated data, simulated on first use)
 	$(CV) train --config $(CONFIG)
+
+predict: $(STAMP) ## Score the whole base with the champion models -> data/processed/predictions.parquet
+	$(CV) predict --config $(CONFIG) $(if $(AS_OF),--as-of $(AS_OF),)
 
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 5000

@@ -34,3 +34,37 @@ def online_retail_path() -> Path:
     if not ONLINE_RETAIL.exists():
         pytest.skip(f"shared Online Retail data not found at {ONLINE_RETAIL}")
     return ONLINE_RETAIL
+
+
+TRAIN_CONFIG = """
+project: {{name: test-run, seed: 7}}
+simulation: {{n_customers: 3000, output_dir: raw, truth_dir: truth}}
+data:
+  transactions: {{path: raw/transactions.parquet}}
+  customers: {{path: raw/customers.parquet}}
+  interactions: {{path: raw/interactions.parquet}}
+snapshots: {{n_snapshots: 4, spacing_days: 45}}
+personas: {{k_max: 6, silhouette_sample: 1500, stability_bootstraps: 2, min_share: 0.02,
+           features: [frequency_per_year, revenue_per_year, monetary_mean, days_since_last_purchase,
+                      tenure_days, distinct_categories, discount_share, return_rate,
+                      channel_share_app, channel_share_store, items_per_order]}}
+churn: {{tuning: {{n_trials: {trials}, max_estimators: 300}}}}
+clv: {{tuning: {{n_trials: {trials}, max_estimators: 300}}}}
+explain: {{sample_size: 300}}
+tracking: {{db_path: mlflow.db, artifact_dir: mlartifacts}}
+"""
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory):
+    """A small simulated base trained twice with one seed into its own MLflow store."""
+    from customer_value.config import load_config
+    from customer_value.pipelines.train import run_train
+
+    root = tmp_path_factory.mktemp("train")
+    path = root / "config.yaml"
+    path.write_text(TRAIN_CONFIG.format(trials=3))
+    cfg = load_config(path)
+    first = run_train(cfg, say=lambda _msg: None)
+    second = run_train(cfg, say=lambda _msg: None)
+    return cfg, first, second

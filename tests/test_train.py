@@ -2,43 +2,12 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 from sklearn.metrics import adjusted_rand_score, roc_auc_score
 
 from customer_value import tracking
-from customer_value.config import load_config
 from customer_value.features.build import build_training_set
 from customer_value.pipelines.data import load_data
-from customer_value.pipelines.train import _champion_gate, run_train
-
-CONFIG = """
-project: {{name: test-run, seed: 7}}
-simulation: {{n_customers: 3000, output_dir: raw, truth_dir: truth}}
-data:
-  transactions: {{path: raw/transactions.parquet}}
-  customers: {{path: raw/customers.parquet}}
-  interactions: {{path: raw/interactions.parquet}}
-snapshots: {{n_snapshots: 4, spacing_days: 45}}
-personas: {{k_max: 6, silhouette_sample: 1500, stability_bootstraps: 2, min_share: 0.02,
-           features: [frequency_per_year, revenue_per_year, monetary_mean, days_since_last_purchase,
-                      tenure_days, distinct_categories, discount_share, return_rate,
-                      channel_share_app, channel_share_store, items_per_order]}}
-churn: {{tuning: {{n_trials: {trials}, max_estimators: 300}}}}
-clv: {{tuning: {{n_trials: {trials}, max_estimators: 300}}}}
-explain: {{sample_size: 300}}
-tracking: {{db_path: mlflow.db, artifact_dir: mlartifacts}}
-"""
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    path = root / "config.yaml"
-    path.write_text(CONFIG.format(trials=3))
-    cfg = load_config(path)
-    first = run_train(cfg, say=lambda _msg: None)
-    second = run_train(cfg, say=lambda _msg: None)
-    return cfg, first, second
+from customer_value.pipelines.train import _champion_gate
 
 
 def _client(cfg):
@@ -48,8 +17,8 @@ def _client(cfg):
     return mlflow.MlflowClient()
 
 
-def test_store_holds_runs_metrics_artifacts_and_models(trained):
-    cfg, first, _ = trained
+def test_store_holds_runs_metrics_artifacts_and_models(trained_store):
+    cfg, first, _ = trained_store
     client = _client(cfg)
     run = client.get_run(first.run_id)
     assert run.info.status == "FINISHED"
@@ -113,20 +82,23 @@ def test_store_holds_runs_metrics_artifacts_and_models(trained):
         )
 
 
-def test_same_seed_reproduces_metrics_and_keeps_the_champion(trained):
-    cfg, first, second = trained
+def test_same_seed_reproduces_metrics_and_keeps_the_champion(trained_store):
+    cfg, first, second = trained_store
     pd.testing.assert_frame_equal(first.metrics, second.metrics)
     pd.testing.assert_frame_equal(first.personas, second.personas)
     client = _client(cfg)
     for key, name in tracking.model_names().items():
+        if key == "pipeline":
+            assert second.decisions[key] == "challenger: v2 bundles this run's models"
+            continue
         # Equal is not better: the champion stays, the new version is the challenger.
         assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
         assert str(client.get_model_version_by_alias(name, "challenger").version) == "2"
         assert second.decisions[key].startswith("challenger: v2 does not beat champion v1")
 
 
-def test_a_worse_model_never_takes_the_alias(trained):
-    cfg, first, _ = trained
+def test_a_worse_model_never_takes_the_alias(trained_store):
+    cfg, first, _ = trained_store
     client = _client(cfg)
     ts = build_training_set(load_data(cfg).data, first.as_of, cfg)
     oot = ts.churn.oot.set_index("customer_id")
@@ -167,8 +139,8 @@ def test_a_worse_model_never_takes_the_alias(trained):
     )
 
 
-def test_recovers_the_simulated_truth_and_behaves(trained):
-    cfg, first, _ = trained
+def test_recovers_the_simulated_truth_and_behaves(trained_store):
+    cfg, first, _ = trained_store
     ts = build_training_set(load_data(cfg).data, first.as_of, cfg)
     oot = ts.churn.oot.set_index("customer_id")
     truth = (

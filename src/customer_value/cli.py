@@ -248,6 +248,52 @@ def _print_train_summary(cfg, result) -> None:
 
 @app.command()
 @_user_errors
+def predict(
+    config: ConfigOpt = Path("configs/default.yaml"),
+    set_: SetOpt = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Scoring date (default: the last date in the data).")
+    ] = None,
+    alias: Annotated[str, typer.Option(help="Registry alias of the models to use.")] = "champion",
+    output: Annotated[
+        str, typer.Option(help="A .parquet/.csv file, or a database URL (sqlite:///predictions.db).")
+    ] = "data/processed/predictions.parquet",
+    table: Annotated[str, typer.Option(help="Table name when --output is a database URL.")] = (
+        "predictions"
+    ),
+) -> None:
+    """Score the whole base with the registered models: persona, churn, CLV, value, reasons."""
+    from customer_value.pipelines.predict import run_predict
+    from customer_value.tracking import redact
+
+    cfg = _load(config, set_)
+    t = time.perf_counter()
+    frame, where = run_predict(cfg, as_of, alias, output, table)
+    v = frame.iloc[0]
+    typer.echo(
+        f"Scored {len(frame):,} customers at {v['as_of'].date()} in {time.perf_counter() - t:.1f}s "
+        f"with churn v{v['churn_model_version']}, CLV v{v['clv_model_version']}, personas "
+        f"v{v['persona_model_version']} (@{alias}) -> {redact(where)}"
+    )
+    top = frame.sort_values("retention_rank").head(5)
+    rows = [
+        {
+            "rank": int(r.retention_rank),
+            "customer_id": r.customer_id,
+            "persona": r.persona,
+            "churn": round(float(r.churn_probability), 3),
+            "clv": round(float(r.predicted_clv), 2),
+            "value_at_risk": round(float(r.value_at_risk), 2),
+            "top churn reason": getattr(r, "churn_driver_1_reason", ""),
+        }
+        for r in top.itertuples()
+    ]
+    typer.echo("Call first (most value at risk):")
+    typer.echo(_format_table(rows, list(rows[0]) if rows else []))
+
+
+@app.command()
+@_user_errors
 def ui(
     config: ConfigOpt = Path("configs/default.yaml"),
     set_: SetOpt = None,

@@ -275,6 +275,17 @@ class ExplainConfig(_Model):
     top_drivers: int = Field(10, ge=1)
 
 
+class PredictConfig(_Model):
+    """Batch scoring."""
+
+    chunk_size: int = Field(100_000, ge=100, description="Customers scored per chunk.")
+    reasons: Literal["exact", "approx", "none"] = Field(
+        "exact",
+        description="Reason codes from exact TreeSHAP, xgboost's approximate "
+        "contributions (much faster; see the benchmark for the agreement), or none.",
+    )
+
+
 class TrackingConfig(_Model):
     """MLflow: tracking store, artifacts, registry."""
 
@@ -308,6 +319,7 @@ class Config(_Model):
     clv: CLVConfig = Field(default_factory=CLVConfig)
     value: ValueConfig = Field(default_factory=ValueConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    predict: PredictConfig = Field(default_factory=PredictConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     source_path: Path | None = Field(None, description="The YAML file this config came from.")

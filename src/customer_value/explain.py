@@ -87,6 +87,14 @@ def reason(feature: str, value: float, contribution: float, gap_mean_days: float
         window = feature.rsplit("_", 1)[-1]
         what = "spend" if feature.startswith("spend") else "purchase days"
         return f"{what} {'up' if v > 0 else 'down'} {abs(v):.0%} over the last {window[:-1]} days"
+    if feature == "bgnbd_expected_transactions":
+        return f"BG/NBD expects {_fmt(v)} purchase days over the horizon"
+    if feature == "btyd_expected_spend":
+        return f"BG/NBD + Gamma-Gamma expect {_fmt(v)} of spend over the horizon"
+    if feature == "days_since_last_survey":
+        return f"last survey answer {_fmt(v)} days ago"
+    if feature == "csat_mean":
+        return f"mean CSAT {_fmt(v)}"
     if feature == "nps_last":
         return f"last NPS {_fmt(v)}"
     if feature == "tickets_90d":

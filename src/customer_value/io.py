@@ -14,6 +14,7 @@ import gzip
 import operator
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -286,17 +287,38 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _remove_orphans(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        # Fault injection for the crash tests: hold the finished temp file before the rename.
+        pause = os.environ.get("CUSTOMER_VALUE_FAULT_PAUSE_BEFORE_RENAME_S")
+        if pause:
+            time.sleep(float(pause))
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _remove_orphans(target: Path) -> None:
+    """Delete temp files of ``target`` left by writers that were killed (their pid is gone)."""
+    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+        parts = tmp.name[len(target.name) + 2 :].split(".")
+        try:
+            pid = int(parts[0])
+        except (ValueError, IndexError):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except PermissionError:  # alive, owned by someone else
+            continue
 
 
 def write_frame(frame: pd.DataFrame, target: str | Path) -> Path:

@@ -42,11 +42,14 @@ __all__ = [
     "redact",
 ]
 
-MODEL_KINDS = ("personas", "churn", "clv")
+MODEL_KINDS = ("personas", "churn", "clv", "pipeline")
 
 
 def model_names(prefix: str = "customer-value") -> dict[str, str]:
     """Registered model names, e.g. ``customer-value-churn`` (the prefix comes from the config).
+
+    ``pipeline`` is the deployable chain (features → personas → churn → CLV → reasons) as one
+    pyfunc model.
 
     Each dataset gets its own prefix so that models of one business never compete with (or
     replace) another's champion in a shared registry.
@@ -224,6 +227,58 @@ def log_sklearn_model(
         mlflow_logger.setLevel(level)
     version = getattr(info, "registered_model_version", None)
     return str(version) if version is not None else None
+
+
+def _pipeline_class():
+    """The pyfunc wrapper of the whole chain (defined lazily: mlflow is imported on use only)."""
+    import mlflow.pyfunc
+
+    class CustomerValuePipeline(mlflow.pyfunc.PythonModel):
+        """Transactions in (data contract columns), predictions out: the same as ``predict``.
+
+        ``params={"as_of": "YYYY-MM-DD"}`` sets the cutoff (default: the last date in the input).
+        Only the transactions table travels through a single input, so features from the
+        optional customers and interactions tables are missing, as they would be for
+        ``customer-value predict`` on a config without those tables.
+        """
+
+        def __init__(self, models, config, versions, run_id):
+            self.models = models
+            self.config = config
+            self.versions = versions
+            self.run_id = run_id
+
+        def predict(self, context, model_input, params=None):
+            from customer_value.pipelines.predict import score_pyfunc
+
+            return score_pyfunc(self, model_input, (params or {}).get("as_of"))
+
+    return CustomerValuePipeline
+
+
+def log_pipeline_model(
+    models: Mapping, config: Mapping, versions: Mapping, run_id: str, registered_name: str | None
+):
+    """Log (and register) the whole scoring chain as one pyfunc model; return its version."""
+    mlflow = _mlflow()
+    cls = _pipeline_class()
+    with warnings.catch_warnings(), contextlib.redirect_stderr(_io.StringIO()):
+        warnings.simplefilter("ignore")
+        info = mlflow.pyfunc.log_model(
+            name="pipeline_model",
+            python_model=cls(dict(models), dict(config), dict(versions), run_id),
+            registered_model_name=registered_name,
+        )
+    version = getattr(info, "registered_model_version", None)
+    return str(version) if version is not None else None
+
+
+def load_pyfunc(uri: str):
+    """Load a pyfunc model (e.g. ``models:/customer-value-pipeline@champion``)."""
+    mlflow = _mlflow()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mlflow.pyfunc.load_model(uri)
 
 
 def champion(name: str, alias: str = "champion"):

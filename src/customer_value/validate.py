@@ -140,6 +140,27 @@ def _parse_float(values: pd.Series, *, file: str, column: str) -> pd.Series:
     return parsed.astype("float64")
 
 
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f", ""}
+
+
+def _parse_bool(values: pd.Series, *, file: str) -> pd.Series:
+    """Booleans from bools, 0/1 or text (true/false, yes/no); anything else is an error."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype(bool)
+    text = values.astype("string").str.strip().str.lower().fillna("")
+    bad = ~text.isin(_TRUE | _FALSE)
+    if bad.any():
+        raise DataValidationError(
+            "values that are not true/false",
+            file=file,
+            column="is_return",
+            examples=values[bad].unique()[:5],
+            hint="use true/false (or 1/0)",
+        )
+    return text.isin(_TRUE)
+
+
 def _validate_transactions(
     raw: pd.DataFrame,
     file: str,
@@ -218,7 +239,9 @@ def _validate_transactions(
             frame[col] = _parse_float(raw[col].where(keep), file=file, column=col)
         else:
             frame[col] = raw[col].astype("string").str.strip()
-    frame["is_return"] = raw["is_return"].astype(bool) if "is_return" in raw.columns else False
+    frame["is_return"] = (
+        _parse_bool(raw["is_return"], file=file) if "is_return" in raw.columns else False
+    )
 
     if policies.exclude_products:
         if "product_id" not in frame.columns:

@@ -73,16 +73,20 @@ def _base_params(params: dict, seed: int) -> dict:
 
 
 class _BoosterMixin:
-    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Exact TreeSHAP contributions in the model's margin space (log-odds or log-value).
+    def contributions(self, X: pd.DataFrame, approx: bool = False) -> pd.DataFrame:
+        """TreeSHAP contributions in the model's margin space (log-odds or log-value).
 
-        Columns are the features plus ``bias``; rows sum to the raw margin. For the two-part CLV
-        model these are the contributions of the P(buy) part (log-odds).
+        Columns are the features plus ``bias``; rows sum to the raw margin of the trees the model
+        predicts with (up to the early-stopping round). ``approx=True`` uses xgboost's fast
+        approximation (Saabas) instead of exact TreeSHAP. For the two-part CLV model these are the
+        contributions of the P(buy) part (log-odds).
         """
         check_is_fitted(self, "features_")
         booster = self.explained_booster_
         dm = xgb.DMatrix(X[self.features_], feature_names=self.features_)
-        values = booster.predict(dm, pred_contribs=True)
+        values = booster.predict(
+            dm, pred_contribs=True, approx_contribs=approx, iteration_range=(0, self.best_iteration_ + 1)
+        )
         return pd.DataFrame(values, index=X.index, columns=[*self.features_, "bias"])
 
 

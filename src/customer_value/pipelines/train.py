@@ -230,6 +230,25 @@ def run_train(config: Config, as_of=None, say: Callable[[str], None] = print) ->
             clv_model, clv_study = _fit_clv(config, features, target, clv_train, seed)
             p_clv_oot = clv_model.predict(clv_oot[features])
 
+        # What scoring needs to rebuild the same features and project CLV travels with the models.
+        ranges = clv_train[features].agg(["min", "max"])
+        meta = {
+            "vocabulary": {
+                "categories": list(ts.vocabulary.categories),
+                "channels": list(ts.vocabulary.channels),
+            },
+            "label_days": clv_set.plan.label_days,
+            "horizon_days": config.features.horizon_days,
+            "churn_window_days": churn_set.plan.label_days,
+            "target": target,
+            "as_of": str(as_of.date()),
+            "feature_ranges": {
+                c: [None if pd.isna(v) else float(v) for v in ranges[c]] for c in features
+            },
+        }
+        churn_model.meta_ = meta
+        clv_model.meta_ = meta
+
         # 5. Baselines and metrics ------------------------------------------------------------------
         step(5, "baselines and out-of-time metrics")
         clv_base = clv_baselines(clv_oot, btyd_clv_oot, clv_set.plan.label_days, target)
@@ -418,6 +437,13 @@ def run_train(config: Config, as_of=None, say: Callable[[str], None] = print) ->
             persona_model.predict(pexample),
             names["personas"] if register else None,
         )
+        pipeline_version = tracking.log_pipeline_model(
+            {"churn": churn_model, "clv": clv_model, "personas": persona_model},
+            config.model_dump(mode="json", exclude={"tracking", "source_path"}),
+            {k: (v or "") for k, v in versions.items()},
+            run_id,
+            names["pipeline"] if register else None,
+        )
         new_scores = {
             "churn": float(ours_churn["roc_auc"]),
             "clv": float(ours_clv["normalized_gini"]),
@@ -426,6 +452,16 @@ def run_train(config: Config, as_of=None, say: Callable[[str], None] = print) ->
         decisions = {}
         if register:
             decisions = _champion_gate(versions, new_scores, oot, clv_oot, y_churn, y_clv, seed, names)
+            if pipeline_version is not None:
+                # The deployable chain follows the models: champion when both of its models are.
+                both = all(decisions.get(k, "").startswith("champion") for k in ("churn", "clv"))
+                tracking.set_alias(
+                    names["pipeline"], "champion" if both else "challenger", pipeline_version
+                )
+                decisions["pipeline"] = (
+                    f"{'champion' if both else 'challenger'}: "
+                    f"v{pipeline_version} bundles this run's models"
+                )
             tracking.set_tags({f"champion_decision.{k}": v for k, v in decisions.items()})
         tracking.set_tags(
             {"status": "finished", **{f"model_version.{k}": str(v) for k, v in versions.items()}}
