@@ -7,7 +7,7 @@ CONFIG ?= configs/default.yaml
 CV     := $(BIN)/customer-value
 
 .DEFAULT_GOAL := help
-.PHONY: help install simulate validate features catalog train predict ui test test-fast lint bench bench-features clean
+.PHONY: help install simulate validate features catalog train predict ui test test-fast lint bench bench-features bench-predict clean
 
 help: ## Show the targets with one line each
 	@echo "customer_value — make targets:"
@@ -56,7 +56,10 @@ bench-features: $(STAMP) ## Feature building on 1M and 10M transactions vs lifet
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_features.py --sizes 1000000,10000000 --out reports/bench_features.md
 
-bench: bench-features ## All benchmarks (writes reports/*.md)
+bench-predict: $(STAMP) ## Scoring 1M customers with and without reason codes
+	$(BIN)/python benchmarks/bench_predict.py --customers 1000000 --out reports/bench_predict.md
+
+bench: bench-features bench-predict ## All benchmarks (writes reports/*.md)
 
 lint: $(STAMP) ## Lint with ruff
 	$(BIN)/ruff check src tests

@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from customer_value import tracking

@@ -279,11 +279,13 @@ class PredictConfig(_Model):
     """Batch scoring."""
 
     chunk_size: int = Field(100_000, ge=100, description="Customers scored per chunk.")
-    reasons: Literal["exact", "approx", "none"] = Field(
+    reasons: Literal["exact", "approx", "hybrid", "none"] = Field(
         "exact",
-        description="Reason codes from exact TreeSHAP, xgboost's approximate "
-        "contributions (much faster; see the benchmark for the agreement), or none.",
+        description="Reason codes from exact TreeSHAP, xgboost's approximate contributions (much "
+        "faster; see the benchmark for the agreement), hybrid (exact for the exact_share of "
+        "customers with the most value at risk, approximate for the rest), or none.",
     )
+    exact_share: float = Field(0.1, gt=0, le=1, description="Share with exact reasons in hybrid.")
 
 
 class TrackingConfig(_Model):

@@ -45,12 +45,91 @@ def persona_drivers(contributions: pd.DataFrame, personas: pd.Series, top: int =
     return pd.DataFrame(rows, columns=["persona", "rank", "feature", "mean_abs_shap", "mean_shap"])
 
 
-def _fmt(value: float) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "missing"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.2f}".rstrip("0").rstrip(".")
+def _fmt_all(values: np.ndarray) -> list[str]:
+    """Numbers as short text: thousands separators from 100 up, else up to 2 decimals."""
+    out = []
+    for v in values.tolist():
+        if v != v:
+            out.append("missing")
+        elif abs(v) >= 100:
+            out.append(f"{v:,.0f}")
+        else:
+            out.append(f"{v:.2f}".rstrip("0").rstrip("."))
+    return out
+
+
+def _pct(values: np.ndarray) -> list[str]:
+    return ["missing" if v != v else f"{v:.0%}" for v in values.tolist()]
+
+
+def _times(values: np.ndarray) -> list[str]:
+    return [
+        "" if not (g == g) or g <= 0 else f", {d / g:.1f}× the usual gap" for d, g in values.tolist()
+    ]
+
+
+def _templates() -> dict:
+    """Feature -> function(values, shap, gap) -> reasons (vectorised over customers)."""
+
+    def days_since(v, s, g):
+        return [
+            f"no purchase for {a} days{b}"
+            for a, b in zip(_fmt_all(v), _times(np.column_stack([v, g])), strict=True)
+        ]
+
+    def fixed(fmt, conv=_fmt_all):
+        return lambda v, s, g: [fmt.format(x) for x in conv(v)]
+
+    def trend(what, window):
+        return lambda v, s, g: [
+            f"{what} {'up' if x > 0 else 'down'} {abs(x):.0%} over the last {window} days"
+            if x == x
+            else f"{what} trend missing"
+            for x in v.tolist()
+        ]
+
+    out = {
+        "days_since_last_purchase": days_since,
+        "overdue_ratio": fixed("{}× the usual gap since the last purchase"),
+        "frequency_per_year": fixed("{} repeat purchases a year"),
+        "orders_per_year": fixed("{} orders a year"),
+        "revenue_per_year": fixed("spends {} a year"),
+        "monetary_mean": fixed("orders worth {} on average"),
+        "gg_expected_order_value": fixed("orders worth {} on average (Gamma-Gamma)"),
+        "p_alive": fixed("{} likely still active (BG/NBD)", _pct),
+        "bgnbd_p_no_purchase": fixed("{} BG/NBD chance of no purchase in the churn window", _pct),
+        "bgnbd_expected_transactions": fixed("BG/NBD expects {} purchase days over the horizon"),
+        "btyd_expected_spend": fixed("BG/NBD + Gamma-Gamma expect {} of spend over the horizon"),
+        "return_rate": fixed("returns {} of what they buy", _pct),
+        "discount_share": fixed("{} of spend discounted", _pct),
+        "nps_last": fixed("last NPS {}"),
+        "csat_mean": fixed("mean CSAT {}"),
+        "tickets_90d": fixed("{} support tickets in 90 days"),
+        "tenure_days": fixed("customer for {} days"),
+        "days_since_last_survey": fixed("last survey answer {} days ago"),
+    }
+    for w in (7, 14, 30, 60, 90, 180, 365):
+        out[f"spend_trend_{w}d"] = trend("spend", w)
+        out[f"purchase_days_trend_{w}d"] = trend("purchase days", w)
+    return out
+
+
+_TEMPLATES = _templates()
+
+
+def reasons_for(feature: str, values, shap, gap_mean_days) -> list[str]:
+    """Short human-readable reasons for one driver feature, for many customers at once."""
+    v = np.asarray(values, dtype=float)
+    s = np.asarray(shap, dtype=float)
+    g = np.asarray(gap_mean_days, dtype=float)
+    template = _TEMPLATES.get(feature)
+    if template is not None:
+        return template(v, s, g)
+    label = feature.replace("_", " ")
+    return [
+        f"{label} = {x} ({'raises' if y > 0 else 'lowers'} the prediction)"
+        for x, y in zip(_fmt_all(v), s.tolist(), strict=True)
+    ]
 
 
 def reason(feature: str, value: float, contribution: float, gap_mean_days: float = np.nan) -> str:
@@ -60,49 +139,10 @@ def reason(feature: str, value: float, contribution: float, gap_mean_days: float
     --------
     >>> reason("days_since_last_purchase", 142, 0.8, gap_mean_days=47.3)
     'no purchase for 142 days, 3.0× the usual gap'
+    >>> reason("tickets_total", 3, 0.2)
+    'tickets total = 3 (raises the prediction)'
     """
-    up = contribution > 0
-    v = value
-    if feature == "days_since_last_purchase":
-        gap = gap_mean_days
-        extra = f", {v / gap:.1f}× the usual gap" if gap and np.isfinite(gap) and gap > 0 else ""
-        return f"no purchase for {_fmt(v)} days{extra}"
-    if feature == "overdue_ratio":
-        return f"{_fmt(v)}× the usual gap since the last purchase"
-    if feature in ("frequency_per_year", "orders_per_year"):
-        return f"{_fmt(v)} {'repeat purchases' if feature.startswith('freq') else 'orders'} a year"
-    if feature == "revenue_per_year":
-        return f"spends {_fmt(v)} a year"
-    if feature in ("monetary_mean", "gg_expected_order_value"):
-        return f"orders worth {_fmt(v)} on average"
-    if feature == "p_alive":
-        return f"{v:.0%} likely still active (BG/NBD)"
-    if feature == "bgnbd_p_no_purchase":
-        return f"{v:.0%} BG/NBD chance of no purchase in the churn window"
-    if feature == "return_rate":
-        return f"returns {v:.0%} of what they buy"
-    if feature == "discount_share":
-        return f"{v:.0%} of spend discounted"
-    if feature.startswith("spend_trend_") or feature.startswith("purchase_days_trend_"):
-        window = feature.rsplit("_", 1)[-1]
-        what = "spend" if feature.startswith("spend") else "purchase days"
-        return f"{what} {'up' if v > 0 else 'down'} {abs(v):.0%} over the last {window[:-1]} days"
-    if feature == "bgnbd_expected_transactions":
-        return f"BG/NBD expects {_fmt(v)} purchase days over the horizon"
-    if feature == "btyd_expected_spend":
-        return f"BG/NBD + Gamma-Gamma expect {_fmt(v)} of spend over the horizon"
-    if feature == "days_since_last_survey":
-        return f"last survey answer {_fmt(v)} days ago"
-    if feature == "csat_mean":
-        return f"mean CSAT {_fmt(v)}"
-    if feature == "nps_last":
-        return f"last NPS {_fmt(v)}"
-    if feature == "tickets_90d":
-        return f"{_fmt(v)} support tickets in 90 days"
-    if feature == "tenure_days":
-        return f"customer for {_fmt(v)} days"
-    direction = "raises" if up else "lowers"
-    return f"{feature.replace('_', ' ')} = {_fmt(v)} ({direction} the prediction)"
+    return reasons_for(feature, [value], [contribution], [gap_mean_days])[0]
 
 
 def top_drivers(contributions: pd.DataFrame, features: pd.DataFrame, k: int = 3) -> pd.DataFrame:
@@ -127,16 +167,19 @@ def top_drivers(contributions: pd.DataFrame, features: pd.DataFrame, k: int = 3)
         if "gap_mean_days" in feats.columns
         else np.full(len(feats), np.nan)
     )
+    # The driver's own value, read from the same columns the contributions are over (one copy).
+    fmat = feats[list(c.columns)].to_numpy(dtype=float)
     for i in range(kk):
         col = order[:, i]
         fname = names[col]
         shap_v = values[np.arange(len(values)), col]
-        fvals = feats.to_numpy()[np.arange(len(values)), feats.columns.get_indexer(fname)]
+        fvals = fmat[np.arange(len(values)), col]
+        text = np.empty(len(values), dtype=object)
+        for feat in np.unique(fname):
+            sel = fname == feat
+            text[sel] = reasons_for(feat, fvals[sel], shap_v[sel], gaps[sel])
         out[f"driver_{i + 1}_feature"] = fname
-        out[f"driver_{i + 1}_value"] = fvals.astype(float)
+        out[f"driver_{i + 1}_value"] = fvals
         out[f"driver_{i + 1}_shap"] = shap_v
-        out[f"driver_{i + 1}_reason"] = [
-            reason(f, float(v), float(s), float(g))
-            for f, v, s, g in zip(fname, fvals, shap_v, gaps, strict=True)
-        ]
+        out[f"driver_{i + 1}_reason"] = text
     return pd.DataFrame(out, index=c.index)

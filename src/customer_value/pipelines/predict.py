@@ -141,10 +141,8 @@ def score(
     parts = []
     for start in range(0, len(features), chunk_size):
         f = features.iloc[start : start + chunk_size]
-        churn_x = f[models.churn.features_]
-        clv_x = f[models.clv.features_]
-        q = models.churn.predict_proba(churn_x)[:, 1]
-        clv = models.clv.predict(clv_x)
+        q = models.churn.predict_proba(f[models.churn.features_])[:, 1]
+        clv = models.clv.predict(f[models.clv.features_])
         if label_days < horizon and btyd is not None:
             clv = clv * projection_ratio(btyd, f, label_days, horizon).to_numpy()
         out = pd.DataFrame(
@@ -170,16 +168,39 @@ def score(
         )
         out["net_value"] = value["net_value"]
         out["value_at_risk"] = out["churn_probability"] * out["predicted_clv"]
-        if reasons != "none":
+        parts.append(out)
+    preds = pd.concat(parts) if parts else pd.DataFrame()
+    if reasons != "none" and len(preds):
+        # hybrid: exact TreeSHAP for the customers with the most value at risk (who get called
+        # first), the fast approximation for everyone else.
+        threshold = (
+            preds["value_at_risk"].quantile(1 - config.predict.exact_share)
+            if reasons == "hybrid"
+            else None
+        )
+        parts = []
+        for start in range(0, len(features), chunk_size):
+            f = features.iloc[start : start + chunk_size]
+            p = preds.iloc[start : start + chunk_size]
+            chunk = [p]
             for task, model in (("churn", models.churn), ("clv", models.clv)):
-                contrib = model.contributions(f[model.features_], approx=reasons == "approx")
+                x = f[model.features_]
+                if reasons == "hybrid":
+                    exact = (p["value_at_risk"] >= threshold).to_numpy()
+                    contrib = pd.concat(
+                        [model.contributions(x[exact]), model.contributions(x[~exact], approx=True)]
+                    ).loc[x.index]
+                else:
+                    contrib = model.contributions(x, approx=reasons == "approx")
                 drivers = explain.top_drivers(contrib, f, DRIVERS)
                 drivers.columns = [f"{task}_{c}" for c in drivers.columns]
-                out = out.join(drivers)
-        parts.append(out)
-        if progress is not None:
-            progress(len(f))
-    out = pd.concat(parts) if parts else pd.DataFrame()
+                chunk.append(drivers)
+            parts.append(pd.concat(chunk, axis=1))
+            if progress is not None:
+                progress(len(f))
+    elif progress is not None:
+        progress(len(preds))
+    out = pd.concat(parts) if parts else preds
     # Rank 1 = the most value at risk; ties broken by customer id so re-runs are identical.
     order = out.reset_index().sort_values(
         ["value_at_risk", "customer_id"], ascending=[False, True], kind="stable"
