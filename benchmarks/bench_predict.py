@@ -63,8 +63,12 @@ def features(n: int) -> Path:
     models = _models(cfg)
     tables = load_data(cfg).data
     vocab = models.meta["vocabulary"]
-    fs = build_feature_set(tables, tables.transactions["timestamp"].max(), cfg.features,
-                           Vocabulary(tuple(vocab["categories"]), tuple(vocab["channels"])))
+    fs = build_feature_set(
+        tables,
+        tables.transactions["timestamp"].max(),
+        cfg.features,
+        Vocabulary(tuple(vocab["categories"]), tuple(vocab["channels"])),
+    )
     base = fs.frame
     reps = -(-n // len(base))
     rng = np.random.default_rng(0)
@@ -91,8 +95,13 @@ def worker(mode: str, path: Path, rows: int) -> dict:
         t = time.perf_counter()
         out = score(feats, models, "2024-06-30", cfg, reasons=mode)
         seconds = time.perf_counter() - t
-    return {"mode": mode, "rows": len(out), "seconds": seconds, "peak_mb": sampler.peak_mb,
-            "extra_mb": sampler.peak_mb - loaded}
+    return {
+        "mode": mode,
+        "rows": len(out),
+        "seconds": seconds,
+        "peak_mb": sampler.peak_mb,
+        "extra_mb": sampler.peak_mb - loaded,
+    }
 
 
 def agreement(path: Path) -> dict:
@@ -112,15 +121,23 @@ def agreement(path: Path) -> dict:
         approx = top_drivers(model.contributions(x, approx=True), feats, 3)
         top1 = float((exact["driver_1_feature"] == approx["driver_1_feature"]).mean())
         cols = [f"driver_{i}_feature" for i in (1, 2, 3)]
-        jac = np.mean([len(set(a) & set(b)) / len(set(a) | set(b))
-                       for a, b in zip(exact[cols].to_numpy(), approx[cols].to_numpy(), strict=True)])
+        jac = np.mean(
+            [
+                len(set(a) & set(b)) / len(set(a) | set(b))
+                for a, b in zip(exact[cols].to_numpy(), approx[cols].to_numpy(), strict=True)
+            ]
+        )
         out[task] = {"top1_agreement": top1, "top3_jaccard": float(jac)}
     return out
 
 
 def run(args_list: list[str]) -> dict:
-    proc = subprocess.run([sys.executable, __file__, *args_list], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = subprocess.run(
+        [sys.executable, __file__, *args_list],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -144,8 +161,12 @@ def main() -> None:
         return
     path = features(args.customers)
     results = []
-    for mode, rows in (("none", args.customers), ("approx", args.customers),
-                       ("hybrid", args.customers), ("exact", args.exact_customers)):
+    for mode, rows in (
+        ("none", args.customers),
+        ("approx", args.customers),
+        ("hybrid", args.customers),
+        ("exact", args.exact_customers),
+    ):
         res = run(["--worker", mode, "--data", str(path), "--rows", str(rows)])
         results.append(res)
         print(json.dumps(res), flush=True)
@@ -164,8 +185,10 @@ def main() -> None:
     for r in results:
         rate = r["rows"] / r["seconds"]
         note = " (extrapolated)" if r["rows"] < args.customers else ""
-        lines.append(f"| {r['mode']} | {r['rows']:,} | {r['seconds']:.1f} | {rate:,.0f} | "
-                     f"{1_000_000 / rate:,.0f}{note} | {r['peak_mb']:,.0f} | {r['extra_mb']:,.0f} |")
+        lines.append(
+            f"| {r['mode']} | {r['rows']:,} | {r['seconds']:.1f} | {rate:,.0f} | "
+            f"{1_000_000 / rate:,.0f}{note} | {r['peak_mb']:,.0f} | {r['extra_mb']:,.0f} |"
+        )
     lines += [
         "",
         "Agreement of the approximate reasons (xgboost `approx_contribs`, Saabas) with exact TreeSHAP",

@@ -294,6 +294,67 @@ def predict(
 
 @app.command()
 @_user_errors
+def backtest(
+    config: ConfigOpt = Path("configs/default.yaml"),
+    set_: SetOpt = None,
+    cutoffs: Annotated[str, typer.Option(help="Comma-separated cutoff dates.")] = "",
+    horizon_days: Annotated[
+        int | None, typer.Option("--horizon-days", help="CLV horizon (default: the config's).")
+    ] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals.")] = 100,
+    output: Annotated[Path | None, typer.Option(help="Also write the table (csv).")] = None,
+) -> None:
+    """Train at each cutoff as `train` would and score the window after it, with baselines."""
+    from customer_value import io
+    from customer_value.errors import UserError
+    from customer_value.pipelines.backtest import run_backtest
+
+    cfg = _load(config, set_)
+    dates = [c.strip() for c in cutoffs.split(",") if c.strip()]
+    if not dates:
+        raise UserError("no cutoffs given", hint="e.g. --cutoffs 2011-06-30,2011-09-09")
+    res = run_backtest(cfg, dates, horizon_days, bootstrap, say=typer.echo)
+    t = res.table
+    if output is not None:
+        io.write_frame(t, output)
+    _print_backtest(t)
+    typer.echo(f"\nBacktest run {res.run_id} ({res.seconds:.0f}s)")
+
+
+def _print_backtest(t) -> None:
+    show = {
+        "churn": ["roc_auc", "pr_auc", "brier", "lift_top_decile"],
+        "clv": ["normalized_gini", "spearman", "mae", "rmse", "aggregate_error"],
+        "transactions": ["aggregate_transactions_error"],
+    }
+    for task, metrics in show.items():
+        sub = t[(t["task"] == task) & t["metric"].isin(metrics)]
+        if sub.empty:
+            continue
+        wide = sub.pivot_table(
+            index=["cutoff", "model"], columns="metric", values="value", sort=False, dropna=False
+        )
+        rows = [
+            {
+                "cutoff": c,
+                "model": m,
+                **{
+                    k: (
+                        None
+                        if k not in wide or wide.loc[(c, m), k] != wide.loc[(c, m), k]
+                        else round(float(wide.loc[(c, m), k]), 4)
+                    )
+                    for k in metrics
+                },
+            }
+            for c, m in wide.index
+        ]
+        typer.echo(f"\n{task.upper()} (95% bootstrap intervals in backtest/metrics.csv):")
+        typer.echo(_format_table(rows, ["cutoff", "model", *metrics], digits=4))
+
+
+@app.command()
+@_user_errors
 def ui(
     config: ConfigOpt = Path("configs/default.yaml"),
     set_: SetOpt = None,

@@ -150,3 +150,19 @@ def metric_bars(table: pd.DataFrame, metric: str, title: str) -> Figure:
     ax.set_xlabel(metric)
     ax.set_title(title)
     return fig
+
+
+def metric_by_cutoff(table: pd.DataFrame, metric: str, title: str) -> Figure:
+    """One line per model: the metric (with its bootstrap interval) at each cutoff."""
+    fig, ax = _fig(6.5, 4)
+    sub = table[table["metric"] == metric]
+    for model, grp in sub.groupby("model", sort=False):
+        grp = grp.sort_values("cutoff")
+        ax.plot(grp["cutoff"], grp["value"], marker="o", label=model)
+        if grp["ci_low"].notna().any():
+            ax.fill_between(grp["cutoff"], grp["ci_low"], grp["ci_high"], alpha=0.15)
+    ax.set_xlabel("cutoff")
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return fig

@@ -51,6 +51,7 @@ class TrainResult:
     versions: dict[str, str | None]
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    models: dict = field(default_factory=dict)
 
 
 def clv_target(config: Config, frame: pd.DataFrame) -> str:
@@ -133,8 +134,13 @@ def _metric_rows(model: str, task: str, metrics: dict) -> list[dict]:
     return [{"task": task, "model": model, "metric": k, "value": float(v)} for k, v in metrics.items()]
 
 
-def run_train(config: Config, as_of=None, say: Callable[[str], None] = print) -> TrainResult:
-    """Train, evaluate, explain and track. ``as_of`` defaults to the last date in the data."""
+def run_train(
+    config: Config, as_of=None, say: Callable[[str], None] = print, nested: bool = False
+) -> TrainResult:
+    """Train, evaluate, explain and track. ``as_of`` defaults to the last date in the data.
+
+    ``nested=True`` logs the run under the active run (the backtest's per-cutoff runs).
+    """
     t_start = time.perf_counter()
     seed = config.project.seed
     steps = 8
@@ -188,7 +194,7 @@ def run_train(config: Config, as_of=None, say: Callable[[str], None] = print) ->
     }
     if notes:
         tags["notes"] = " | ".join(notes)
-    with tracking.start_run(f"train {as_of.date()}", tags=tags) as parent:
+    with tracking.start_run(f"train {as_of.date()}", nested=nested, tags=tags) as parent:
         run_id = parent.info.run_id
         tracking.log_params(config.model_dump(mode="json", exclude={"source_path"}))
         for task, tset, label in (("churn", churn_set, "churned"), ("clv", clv_set, target)):
@@ -463,6 +469,7 @@ def run_train(config: Config, as_of=None, say: Callable[[str], None] = print) ->
                     f"v{pipeline_version} bundles this run's models"
                 )
             tracking.set_tags({f"champion_decision.{k}": v for k, v in decisions.items()})
+        versions["pipeline"] = pipeline_version
         tracking.set_tags(
             {"status": "finished", **{f"model_version.{k}": str(v) for k, v in versions.items()}}
         )
@@ -476,6 +483,7 @@ def run_train(config: Config, as_of=None, say: Callable[[str], None] = print) ->
         versions,
         notes,
         time.perf_counter() - t_start,
+        {"churn": churn_model, "clv": clv_model, "personas": persona_model},
     )
 
 

@@ -1,0 +1,60 @@
+"""The backtest: bootstrap intervals, one parent run with a run per cutoff, clear errors."""
+
+import numpy as np
+import pytest
+
+from customer_value import tracking
+from customer_value.errors import UserError
+from customer_value.pipelines.backtest import bootstrap_ci, run_backtest
+
+
+def test_bootstrap_ci_brackets_the_estimate_and_is_seeded():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=500)
+    p = y + rng.normal(scale=0.5, size=500)
+    mae = lambda a, b: float(np.mean(np.abs(a - b)))  # noqa: E731
+    lo, hi = bootstrap_ci(y, p, mae, 200, seed=1)
+    assert lo < mae(y, p) < hi and hi - lo < 0.1
+    assert (lo, hi) == bootstrap_ci(y, p, mae, 200, seed=1)
+
+
+def test_backtest_on_the_simulated_base(trained_store):
+    cfg, _, _ = trained_store
+    import mlflow
+
+    client = mlflow.MlflowClient(cfg.tracking.tracking_uri)
+    before = {
+        m.name: len(client.search_model_versions(f"name='{m.name}'"))
+        for m in client.search_registered_models()
+    }
+    res = run_backtest(cfg, ["2023-06-30"], horizon_days=180, n_boot=20, say=lambda _m: None)
+    t = res.table
+    assert set(t["cutoff"]) == {"2023-06-30"}
+    models = set(t["model"])
+    assert {
+        "xgboost churn",
+        "xgboost clv",
+        "BG/NBD P(no purchase)",
+        "BG/NBD + Gamma-Gamma",
+        "naive total rate",
+        "naive repeat rate",
+        "oracle (true state)",
+    } <= models
+    ours = t[(t["model"] == "xgboost churn") & (t["metric"] == "roc_auc")].iloc[0]
+    assert ours["ci_low"] <= ours["value"] <= ours["ci_high"] and 0.6 < ours["value"] < 1
+    oracle = t[(t["model"] == "oracle (true state)") & (t["metric"] == "roc_auc")]["value"].iloc[0]
+    assert oracle >= ours["value"] - 0.02  # the oracle is (close to) the ceiling
+    assert (t["task"] == "transactions").any()
+    runs = client.search_runs(
+        [client.get_experiment_by_name(cfg.project.name).experiment_id],
+        f"tags.mlflow.parentRunId = '{res.run_id}'",
+    )
+    assert [r.info.run_name for r in runs] == ["cutoff 2023-06-30"]
+    after = {
+        m.name: len(client.search_model_versions(f"name='{m.name}'"))
+        for m in client.search_registered_models()
+    }
+    assert after == before  # backtest models never enter the registry
+    with pytest.raises(UserError, match="leave less than the 180-day window"):
+        run_backtest(cfg, ["2024-03-01"], horizon_days=180, n_boot=0, say=lambda _m: None)
+    tracking.setup(cfg.tracking, cfg.project.name)
