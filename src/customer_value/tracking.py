@@ -121,11 +121,6 @@ def start_run(name: str, nested: bool = False, tags: Mapping[str, str] | None = 
         mlflow.end_run(status="FINISHED")
 
 
-def active_run_id() -> str:
-    """Id of the active run."""
-    return _mlflow().active_run().info.run_id
-
-
 def _flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
     out = {}
     for key, value in tree.items():
@@ -179,11 +174,6 @@ def log_text(text: str, artifact_file: str) -> None:
 def log_figure(fig, artifact_file: str) -> None:
     """Log a matplotlib figure as a PNG artifact."""
     _mlflow().log_figure(fig, artifact_file)
-
-
-def log_file(path: str | Path, artifact_path: str | None = None) -> None:
-    """Log a local file as an artifact."""
-    _mlflow().log_artifact(str(path), artifact_path)
 
 
 def log_dataset(frame: pd.DataFrame, name: str, context: str, targets: str | None = None) -> None:
@@ -293,11 +283,6 @@ def champion(name: str, alias: str = "champion"):
 def set_alias(name: str, alias: str, version: str) -> None:
     """Point ``alias`` of a registered model at ``version``."""
     _mlflow().MlflowClient().set_registered_model_alias(name, alias, str(version))
-
-
-def set_version_tag(name: str, version: str, key: str, value: str) -> None:
-    """Tag a registered model version."""
-    _mlflow().MlflowClient().set_model_version_tag(name, str(version), key, redact(value))
 
 
 def load_model(name: str, alias: str = "champion"):
