@@ -18,10 +18,10 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "customer_value needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing customer_value and its dependencies into $(VENV) (first run only)..."
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,spark]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the project (editable, with dev extras)
+install: $(STAMP) ## Create .venv and install the project (editable, with dev and spark extras)
 
 simulate: $(STAMP) ## Simulate the default customer base (data/raw) and its ground truth (data/truth)
 	$(CV) simulate --config $(CONFIG)

@@ -308,8 +308,21 @@ class TrackingConfig(_Model):
         return self.uri or f"sqlite:///{Path(self.db_path).resolve()}"
 
 
+class SparkConfig(_Model):
+    """Apache Spark settings for ``engine: spark``."""
+
+    master: str = Field("local[2]", description="Spark master URL (local[*], yarn, spark://...).")
+    buckets: int = Field(16, ge=1, description="Customer hash buckets for the per-customer features.")
+    app_name: str = "customer-value"
+
+
 class Config(_Model):
     """The whole configuration."""
+
+    engine: Literal["pandas", "spark"] = Field(
+        "pandas", description="pandas on one machine, or Spark for features and batch scoring."
+    )
+    spark: SparkConfig = Field(default_factory=SparkConfig)
 
     project: ProjectConfig = Field(default_factory=ProjectConfig)
     data: DataConfig

@@ -237,14 +237,15 @@ def score_tables(
 
 
 def score_pyfunc(pipeline, transactions: pd.DataFrame, as_of=None) -> pd.DataFrame:
-    """What the registered pyfunc chain does: validate a transactions frame, then score it."""
+    """What the registered pyfunc chain does.
+
+    Transactions in the data contract are validated, turned into features and scored; feature
+    rows (``customer_id`` plus the models' features, optionally ``as_of``) are scored directly.
+    """
     from customer_value.config import Config
     from customer_value.validate import validate_tables
 
     config = Config.model_validate(pipeline.config)
-    # The input is already in the contract's vocabulary (ISO dates): no source-specific parsing.
-    config.data.transactions.date_format = None
-    data, _ = validate_tables(transactions.copy(), config.data)
     models = ChampionModels(
         pipeline.models["churn"],
         pipeline.models["clv"],
@@ -252,6 +253,26 @@ def score_pyfunc(pipeline, transactions: pd.DataFrame, as_of=None) -> pd.DataFra
         dict(pipeline.versions),
         {k: pipeline.run_id for k in ("churn", "clv", "personas")},
     )
+    needed = set(models.churn.features_) | set(models.clv.features_) | set(models.personas.features_)
+    if "amount" not in transactions.columns and needed <= set(transactions.columns):
+        # Feature rows (one per customer, e.g. built on Spark and scored with spark_udf): the
+        # output keeps the input's row order; retention_rank is then only within this batch.
+        rows = transactions.copy()
+        given = rows.pop("as_of").iloc[0] if "as_of" in rows else None
+        when = pd.Timestamp(as_of if as_of is not None else given).normalize()
+        rows["customer_id"] = rows["customer_id"].astype(str)
+        feats = rows.set_index("customer_id")
+        if models.meta.get("label_days", 0) < models.meta.get("horizon_days", 0):
+            raise UserError(
+                "scoring feature rows cannot project CLV from a shortened label window (the "
+                "BG/NBD fit at as_of is not in the rows)",
+                hint="score transactions instead, or train with a full horizon",
+            )
+        frame = score(feats, models, when, config)
+        return frame.set_index("customer_id").loc[feats.index].reset_index()
+    # The input is already in the contract's vocabulary (ISO dates): no source-specific parsing.
+    config.data.transactions.date_format = None
+    data, _ = validate_tables(transactions.copy(), config.data)
     when = (data.transactions["timestamp"].max() if as_of is None else pd.Timestamp(as_of)).normalize()
     frame = score_tables(data, when, models, config)
     validate_predictions(frame)
@@ -346,6 +367,8 @@ def run_predict(
             hint="use a .parquet or .csv file, or a database URL such as sqlite:///p.db",
         )
     models = load_models(config, alias)
+    if config.engine == "spark":
+        return _run_predict_spark(config, as_of, alias, output, models)
     tables = load_data(config).data
     if as_of is None:
         when = tables.transactions["timestamp"].max().normalize()
@@ -368,3 +391,40 @@ def run_predict(
             bar.close()
     validate_predictions(frame)
     return frame, write_predictions(frame, output, table)
+
+
+def _run_predict_spark(config: Config, as_of, alias: str, output: str, models: ChampionModels):
+    """Spark reads the sources, builds the features and scores them through ``spark_udf``."""
+    from customer_value import spark as cvs
+
+    if "://" in output or output.lower().endswith(".csv"):
+        raise UserError(
+            "with engine: spark, predictions are written as parquet (a folder)",
+            where=output,
+            hint="use an output path ending in .parquet",
+        )
+    session = cvs.session(config.spark.master, config.spark.app_name)
+    tables = cvs.read_tables(session, config)
+    when = (
+        pd.Timestamp(as_of) if as_of is not None else session_max_date(tables["transactions"])
+    ).normalize()
+    vocab = models.meta.get("vocabulary", {})
+    feats, _, _ = cvs.build_features_spark(
+        session,
+        tables,
+        when,
+        config.features,
+        Vocabulary(tuple(vocab.get("categories", ())), tuple(vocab.get("channels", ()))),
+        buckets=config.spark.buckets,
+    )
+    uri = f"models:/{tracking.model_names(config.tracking.model_prefix)['pipeline']}@{alias}"
+    scored = cvs.score_spark(session, feats, uri, when, config.tracking.tracking_uri)
+    scored.write.mode("overwrite").parquet(output)
+    return scored.limit(5).toPandas(), output
+
+
+def session_max_date(tx) -> pd.Timestamp:
+    """The last transaction date of a Spark table."""
+    from pyspark.sql import functions as F
+
+    return pd.Timestamp(tx.agg(F.max("timestamp")).collect()[0][0])
