@@ -67,3 +67,18 @@ def test_spark_udf_predictions_equal_predict(trained_store, spark, tmp_path):
     assert (scored["retention_rank"] == ours["retention_rank"]).all()
     assert (scored["persona"] == ours["persona"]).all()
     assert (scored["churn_driver_1_reason"] == ours["churn_driver_1_reason"]).all()
+
+
+def test_training_on_spark_built_snapshots_matches_pandas(trained_store, spark, tmp_path):
+    from customer_value.pipelines.train import run_train
+
+    cfg, first, _ = trained_store
+    on_spark = cfg.model_copy(deep=True)
+    on_spark.engine = "spark"
+    on_spark.spark.buckets = 4
+    on_spark.tracking.db_path = tmp_path / "mlflow.db"
+    on_spark.tracking.artifact_dir = tmp_path / "artifacts"
+    res = run_train(on_spark, say=lambda _m: None)
+    a = first.metrics.set_index(["task", "model", "metric"])["value"]
+    b = res.metrics.set_index(["task", "model", "metric"])["value"]
+    assert np.allclose(a.loc[b.index], b, rtol=1e-6, atol=1e-9, equal_nan=True)

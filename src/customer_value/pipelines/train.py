@@ -152,17 +152,28 @@ def run_train(
     step(1, "data: simulate if needed, read and validate")
     if ensure_data(config):
         say(f"      simulated the default customer base into {config.data.transactions.path.parent}")
-    loaded = load_data(config)
-    tables = loaded.data
-    as_of = (
-        pd.Timestamp(as_of) if as_of is not None else tables.transactions["timestamp"].max()
-    ).normalize()
+    if config.engine == "spark":
+        from customer_value import spark as cvs
+
+        session = cvs.session(config.spark.master, config.spark.app_name)
+        sp_tables = cvs.read_tables(session, config)
+        report_rows, facts, fingerprint, last = cvs.describe(sp_tables["transactions"])
+    else:
+        loaded = load_data(config)
+        tables = loaded.data
+        report_rows, facts = loaded.report.to_frame(), loaded.report.facts
+        fingerprint = data_fingerprint(tables)
+        last = tables.transactions["timestamp"].max()
+    as_of = (pd.Timestamp(as_of) if as_of is not None else last).normalize()
 
     # 2. Snapshots --------------------------------------------------------------------------------
-    step(2, f"features and training snapshots before {as_of.date()}")
+    step(2, f"features and training snapshots before {as_of.date()} ({config.engine})")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ts = build_training_set(tables, as_of, config)
+        if config.engine == "spark":
+            ts = cvs.build_training_set_spark(session, sp_tables, as_of, config, config.spark.buckets)
+        else:
+            ts = build_training_set(tables, as_of, config)
     notes = sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)})
     for note in notes:
         say(f"      note: {note}")
@@ -190,7 +201,7 @@ def run_train(
         "clv.projected_to_horizon": str(clv_set.plan.projected).lower(),
         "git_commit": _git_commit(Path(__file__).resolve().parent),
         "status": "running",
-        **data_fingerprint(tables),
+        **fingerprint,
     }
     if notes:
         tags["notes"] = " | ".join(notes)
@@ -205,10 +216,8 @@ def run_train(
             tracking.log_dataset(
                 tset.oot[cols].reset_index(drop=True), f"{task}_out_of_time", "evaluation", targets=label
             )
-        tracking.log_table(loaded.report.to_frame(), "data/validation_report.csv")
-        tracking.log_text(
-            json.dumps(loaded.report.facts, indent=2, default=str), "data/validation_summary.json"
-        )
+        tracking.log_table(report_rows, "data/validation_report.csv")
+        tracking.log_text(json.dumps(facts, indent=2, default=str), "data/validation_summary.json")
         tracking.log_table(feature_catalog([*features, "nps_class"]), "data/feature_catalog.csv")
         tracking.log_metrics(
             {
