@@ -84,6 +84,9 @@ def main() -> None:
         ]
     )
     sections.append((REPORTS / "bench_predict.md").read_text())
+    t_spark, _ = _run([python, "benchmarks/bench_spark.py", "--sizes", "1000000,10000000",
+                       "--out", str(REPORTS / "bench_spark.md")])
+    sections.append((REPORTS / "bench_spark.md").read_text())
     for name, (config, cutoffs, extra) in BACKTESTS.items():
         if name == "online_retail" and not RETAIL.exists():
             sections.append(f"# Backtest: {name}\n\nSkipped: {RETAIL} is absent.\n")
@@ -122,7 +125,7 @@ def main() -> None:
     head = (
         f"# customer_value benchmarks\n\nCommand: `make bench`. Machine: {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}. Features {t_feat:.0f} s, "
-        f"scoring {t_pred:.0f} s.\n"
+        f"scoring {t_pred:.0f} s, pandas vs Spark {t_spark:.0f} s.\n"
     )
     (REPORTS / "bench.md").write_text("\n\n".join([head, *sections]), encoding="utf-8")
     print((REPORTS / "bench.md").read_text())

@@ -314,6 +314,7 @@ class SparkConfig(_Model):
     master: str = Field("local[2]", description="Spark master URL (local[*], yarn, spark://...).")
     buckets: int = Field(16, ge=1, description="Customer hash buckets for the per-customer features.")
     app_name: str = "customer-value"
+    driver_memory: str = Field("4g", description="spark.driver.memory (set before the JVM starts).")
 
 
 class Config(_Model):

@@ -37,7 +37,7 @@ BTYD_COLUMNS = (
 )
 
 
-def session(master: str = "local[2]", app_name: str = "customer-value"):
+def session(master: str = "local[2]", app_name: str = "customer-value", driver_memory: str = "4g"):
     """A Spark session whose Python workers use this interpreter (the project's venv)."""
     try:
         from pyspark.sql import SparkSession

@@ -360,7 +360,11 @@ def run_predict(
     progress_bar: bool = True,
 ) -> tuple[pd.DataFrame, str]:
     """Load the models, build features at ``as_of``, score everyone, validate, publish."""
-    if "://" not in output and not output.lower().endswith((".parquet", ".pq", ".csv", ".csv.gz")):
+    if (
+        "://" not in output
+        and not output.startswith("table:")
+        and not output.lower().endswith((".parquet", ".pq", ".csv", ".csv.gz"))
+    ):
         raise UserError(
             "unsupported output",
             where=output,
@@ -399,11 +403,11 @@ def _run_predict_spark(config: Config, as_of, alias: str, output: str, models: C
 
     if "://" in output or output.lower().endswith(".csv"):
         raise UserError(
-            "with engine: spark, predictions are written as parquet (a folder)",
+            "with engine: spark, predictions are written as parquet or a table",
             where=output,
-            hint="use an output path ending in .parquet",
+            hint="use a path ending in .parquet, or table:<name>",
         )
-    session = cvs.session(config.spark.master, config.spark.app_name)
+    session = cvs.session(config.spark.master, config.spark.app_name, config.spark.driver_memory)
     tables = cvs.read_tables(session, config)
     when = (
         pd.Timestamp(as_of) if as_of is not None else session_max_date(tables["transactions"])
@@ -419,8 +423,18 @@ def _run_predict_spark(config: Config, as_of, alias: str, output: str, models: C
     )
     uri = f"models:/{tracking.model_names(config.tracking.model_prefix)['pipeline']}@{alias}"
     scored = cvs.score_spark(session, feats, uri, when, config.tracking.tracking_uri)
-    scored.write.mode("overwrite").parquet(output)
-    return scored.limit(5).toPandas(), output
+    if output.startswith("table:"):
+        scored.write.mode("overwrite").saveAsTable(output[len("table:") :])
+    else:
+        scored.write.mode("overwrite").parquet(output)
+    written = (
+        session.read.parquet(output)
+        if not output.startswith("table:")
+        else session.table(output[len("table:") :])
+    )
+    head = written.orderBy("retention_rank").limit(5).toPandas()
+    head.attrs["rows"] = written.count()
+    return head, output
 
 
 def session_max_date(tx) -> pd.Timestamp:

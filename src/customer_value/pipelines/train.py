@@ -155,7 +155,7 @@ def run_train(
     if config.engine == "spark":
         from customer_value import spark as cvs
 
-        session = cvs.session(config.spark.master, config.spark.app_name)
+        session = cvs.session(config.spark.master, config.spark.app_name, config.spark.driver_memory)
         sp_tables = cvs.read_tables(session, config)
         report_rows, facts, fingerprint, last = cvs.describe(sp_tables["transactions"])
     else:
