@@ -271,7 +271,8 @@ def predict(
     frame, where = run_predict(cfg, as_of, alias, output, table)
     v = frame.iloc[0]
     typer.echo(
-        f"Scored {frame.attrs.get('rows', len(frame)):,} customers at {v['as_of'].date()} in {time.perf_counter() - t:.1f}s "
+        f"Scored {frame.attrs.get('rows', len(frame)):,} customers at {v['as_of'].date()} "
+        f"in {time.perf_counter() - t:.1f}s "
         f"with churn v{v['churn_model_version']}, CLV v{v['clv_model_version']}, personas "
         f"v{v['persona_model_version']} (@{alias}) -> {redact(where)}"
     )
