@@ -20,6 +20,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from customer_value import tracking
 from customer_value.config import Config, FeatureConfig, SourceConfig
 from customer_value.errors import UserError
 from customer_value.features.btyd import BTYDModels, btyd_features, fit_btyd
@@ -317,15 +318,12 @@ def score_spark(spark, features, model_uri: str, as_of, tracking_uri: str):
     Returns a Spark DataFrame with the prediction columns; ``retention_rank`` is recomputed over
     the whole base (value at risk descending, customer id ascending), as ``predict`` does.
     """
-    import mlflow
     from pyspark.sql import Window
     from pyspark.sql import functions as F
     from pyspark.sql.types import StructType
 
     from customer_value.pipelines.predict import PREDICTION_COLUMNS
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
     string_cols = {
         "customer_id",
         "persona",
@@ -349,7 +347,7 @@ def score_spark(spark, features, model_uri: str, as_of, tracking_uri: str):
         )
         fields.append(f"`{c}` {kind}")
     schema = StructType.fromDDL(", ".join(fields))
-    udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=schema, env_manager="local")
+    udf = tracking.spark_udf(spark, model_uri, schema, tracking_uri)
     date = pd.Timestamp(as_of).strftime("%Y-%m-%d")
     inp = features.withColumn("as_of", F.lit(date))
     scored = inp.select(udf(F.struct(*[F.col(c) for c in inp.columns])).alias("p")).select("p.*")

@@ -271,6 +271,14 @@ def load_pyfunc(uri: str):
         return mlflow.pyfunc.load_model(uri)
 
 
+def spark_udf(spark, model_uri: str, result_type, tracking_uri: str):
+    """``mlflow.pyfunc.spark_udf`` for a registered model, in this interpreter's environment."""
+    mlflow = _mlflow()
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type, env_manager="local")
+
+
 def champion(name: str, alias: str = "champion"):
     """The registered model version holding ``alias``, or None."""
     client = _mlflow().MlflowClient()
