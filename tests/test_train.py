@@ -178,3 +178,23 @@ def test_recovers_the_simulated_truth_and_behaves(trained_store):
     for col in ("monetary_mean", "monetary_total", "revenue_per_year", "monetary_repeat_mean"):
         richer[col] = richer[col] * 1.5 + 10
     assert (clv.predict(richer) >= clv.predict(oot[clv.features_]) - 1e-9).all()
+
+
+def test_run_report_is_self_contained_with_every_section(trained_store):
+    cfg, first, second = trained_store
+    page = cfg.tracking.report_path.read_text(encoding="utf-8")
+    for section in (
+        'id="data"',
+        'id="personas"',
+        'id="churn"',
+        'id="clv"',
+        'id="comparison"',
+        'id="shap"',
+        'id="config"',
+    ):
+        assert section in page, section
+    assert page.count("data:image/png;base64,") >= 10
+    assert 'src="http' not in page and 'href="http' not in page  # readable offline
+    assert second.run_id in page and 'class="card"' in page  # the local copy is the latest run
+    client = _client(cfg)
+    assert "report/report.html" in {f.path for f in client.list_artifacts(first.run_id, "report")}

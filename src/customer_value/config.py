@@ -294,6 +294,10 @@ class TrackingConfig(_Model):
     uri: str | None = Field(None, description="Any MLflow tracking URI; None = SQLite at db_path.")
     db_path: Path = Path("../mlflow.db")
     artifact_dir: Path = Path("../mlartifacts")
+    report_path: Path = Field(
+        Path("../reports/latest_run_report.html"),
+        description="Local copy of the last training run's HTML report (also an MLflow artifact).",
+    )
     experiment: str | None = Field(None, description="Experiment name; None = project.name.")
     model_prefix: str = Field(
         "customer-value",

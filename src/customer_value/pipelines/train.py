@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from customer_value import explain, plots, tracking
+from customer_value import explain, io, plots, report, tracking
 from customer_value.config import Config
 from customer_value.features.btyd import BTYDModels
 from customer_value.features.build import build_training_set, projection_ratio
@@ -354,7 +354,22 @@ def run_train(
         )
 
         # 7. Artifacts ------------------------------------------------------------------------------
-        step(7, "logging metrics, tables, plots and models to MLflow")
+        step(7, "logging metrics, tables, plots, the report and models to MLflow")
+        report_figs: dict[str, str] = {}
+
+        def show(fig, artifact: str) -> None:
+            """Log a figure and keep it for the HTML report."""
+            tracking.log_figure(fig, artifact)
+            section = artifact.split("/")[-1].split("_")[0]
+            key = (
+                "shap/"
+                if artifact.startswith("shap/")
+                else "personas/"
+                if section == "personas"
+                else f"{section}/"
+            ) + artifact
+            report_figs[key] = report.figure_to_data_uri(fig)
+
         tracking.log_metrics({f"churn_{k}": v for k, v in ours_churn.items()})
         tracking.log_metrics({f"clv_{k}": v for k, v in ours_clv.items()})
         tracking.log_metrics({"personas_k": persona_model.k_, "personas_silhouette": sil})
@@ -373,38 +388,30 @@ def run_train(
         if "BG/NBD P(no purchase)" in churn_base:
             rel["BG/NBD"] = evaluate.reliability_curve(y_churn, churn_base["BG/NBD P(no purchase)"])
         tracking.log_table(rel["xgboost churn"], "metrics/churn_reliability.csv")
-        tracking.log_figure(
-            plots.reliability(rel, "Churn reliability (out-of-time)"), "plots/churn_reliability.png"
-        )
+        show(plots.reliability(rel, "Churn reliability (out-of-time)"), "plots/churn_reliability.png")
         gains = {"xgboost churn": evaluate.gain_curve(y_churn, q_oot)}
         gains.update({k: evaluate.gain_curve(y_churn, v) for k, v in churn_base.items()})
-        tracking.log_figure(
-            plots.gain_chart(gains, "Churn: cumulative gain (out-of-time)"), "plots/churn_gain.png"
-        )
+        show(plots.gain_chart(gains, "Churn: cumulative gain (out-of-time)"), "plots/churn_gain.png")
         cal = evaluate.decile_calibration(y_clv, p_clv_oot)
         tracking.log_table(cal, "metrics/clv_decile_calibration.csv")
-        tracking.log_figure(
-            plots.decile_chart(cal, "CLV decile calibration (out-of-time)"), "plots/clv_deciles.png"
-        )
+        show(plots.decile_chart(cal, "CLV decile calibration (out-of-time)"), "plots/clv_deciles.png")
         gains = {"xgboost clv": evaluate.gain_curve(y_clv, p_clv_oot)}
         gains.update({k: evaluate.gain_curve(y_clv, v) for k, v in clv_base.items()})
         gains["perfect"] = evaluate.gain_curve(y_clv, y_clv)
-        tracking.log_figure(
-            plots.gain_chart(gains, "CLV: cumulative gain (out-of-time)"), "plots/clv_gain.png"
-        )
+        show(plots.gain_chart(gains, "CLV: cumulative gain (out-of-time)"), "plots/clv_gain.png")
         for metric in ("roc_auc", "pr_auc"):
-            tracking.log_figure(
+            show(
                 plots.metric_bars(
                     metrics.query("task == 'churn'"), metric, f"Churn {metric} (out-of-time)"
                 ),
                 f"plots/churn_{metric}.png",
             )
         for metric in ("normalized_gini", "mae"):
-            tracking.log_figure(
+            show(
                 plots.metric_bars(metrics.query("task == 'clv'"), metric, f"CLV {metric} (out-of-time)"),
                 f"plots/clv_{metric}.png",
             )
-        tracking.log_figure(plots.persona_chart(profile, "Personas"), "plots/personas.png")
+        show(plots.persona_chart(profile, "Personas"), "plots/personas.png")
         for task, c in contrib.items():
             imp = explain.global_importance(all_contrib[task])
             tracking.log_table(imp, f"shap/{task}_global_importance.csv")
@@ -412,19 +419,34 @@ def run_train(
             tracking.log_table(
                 _persona_mean_shap(all_contrib[task], persona), f"shap/{task}_persona_mean_shap.csv"
             )
-            tracking.log_figure(
-                plots.importance_bar(imp, f"{task}: mean |SHAP|"), f"shap/{task}_importance.png"
-            )
-            tracking.log_figure(
+            show(plots.importance_bar(imp, f"{task}: mean |SHAP|"), f"shap/{task}_importance.png")
+            show(
                 plots.beeswarm(c, oot.loc[shap_idx], f"{task}: SHAP values"), f"shap/{task}_beeswarm.png"
             )
             for feat in imp["feature"].head(3):
-                tracking.log_figure(
+                show(
                     plots.dependence(c, oot.loc[shap_idx], feat, f"{task}: {feat}"),
                     f"shap/{task}_dependence_{feat}.png",
                 )
 
         # 8. Register and gate the champion (last: a run that dies before here never holds it) ------
+        page = report.render_report(
+            f"customer_value run {run_id} (as_of {as_of.date()})",
+            {**facts.get("summary", {}), **{k: v for k, v in tags.items() if k != "notes"}},
+            report_rows,
+            profile,
+            _comparison(metrics),
+            metrics,
+            report_figs,
+            {
+                f"{t} global importance": explain.global_importance(all_contrib[t]).head(15)
+                for t in ("churn", "clv")
+            },
+            config.model_dump(mode="json", exclude={"source_path"}),
+        )
+        tracking.log_text(page, "report/report.html")
+        io.write_text(page, config.tracking.report_path)
+
         step(8, "registering models and the champion gate")
         versions: dict[str, str | None] = {}
         example = oot[features].head(5)

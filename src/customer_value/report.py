@@ -1,0 +1,155 @@
+"""The run report: one self-contained HTML page (images embedded) from tables and figures.
+
+Sections: data summary and validation, persona cards, model cards (metrics against baselines,
+charts), SHAP, and the configuration. Built from data only; the pipeline decides where it goes.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io as _io
+import json
+
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = ["figure_to_data_uri", "render_report"]
+
+_CSS = " ".join(
+    [
+        "body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2933}",
+        "h2{border-bottom:2px solid #3b6ea5;padding-bottom:.2rem;margin-top:2.2rem}",
+        "table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}",
+        "th,td{border:1px solid #d9e2ec;padding:.25rem .5rem;text-align:right}",
+        "th{background:#f0f4f8} td:first-child,th:first-child{text-align:left}",
+        ".cards{display:flex;flex-wrap:wrap;gap:.8rem}",
+        ".card{border:1px solid #d9e2ec;border-radius:8px;padding:.7rem 1rem;width:320px}",
+        ".card h3{margin:.1rem 0 .4rem} .muted{color:#627d98;font-size:.85rem}",
+        "img{max-width:100%;border:1px solid #e4e7eb;margin:.4rem 0}",
+        ".grid{display:grid;grid-template-columns:1fr 1fr;gap:.8rem}",
+        "pre{background:#f5f7fa;padding:.8rem;overflow-x:auto;font-size:.8rem}",
+    ]
+)
+
+
+def figure_to_data_uri(fig: Figure) -> str:
+    """A PNG data URI of a matplotlib figure (so the page needs no network and no files)."""
+    buf = _io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _table(frame: pd.DataFrame, digits: int = 4) -> str:
+    return frame.to_html(
+        index=False, float_format=lambda v: f"{v:,.{digits}f}", na_rep="", border=0, escape=True
+    )
+
+
+def _esc(value) -> str:
+    return html.escape(str(value))
+
+
+def _img(uri: str, alt: str) -> str:
+    return f'<img src="{uri}" alt="{html.escape(alt)}">'
+
+
+def render_report(
+    title: str,
+    summary: dict,
+    validation: pd.DataFrame,
+    personas: pd.DataFrame,
+    comparison: pd.DataFrame,
+    metrics: pd.DataFrame,
+    figures: dict[str, str],
+    shap_tables: dict[str, pd.DataFrame],
+    config: dict,
+) -> str:
+    """The whole report as an HTML string.
+
+    Parameters
+    ----------
+    title : str
+        Page title.
+    summary : dict
+        Data facts and run tags shown first.
+    validation : DataFrame
+        The validation report (rows per rule).
+    personas : DataFrame
+        The persona profile table (one card per row).
+    comparison : DataFrame
+        Ours against the best baseline per metric.
+    metrics : DataFrame
+        Tidy out-of-time metrics (task, model, metric, value).
+    figures : dict
+        Name -> PNG data URI; names start with their section (``churn/``, ``clv/``, ``shap/``,
+        ``personas/``).
+    shap_tables : dict
+        Title -> SHAP table.
+    config : dict
+        The resolved configuration.
+    """
+
+    def figs(prefix: str) -> str:
+        items = [(k, v) for k, v in figures.items() if k.startswith(prefix)]
+        return '<div class="grid">' + "".join(_img(v, k) for k, v in items) + "</div>"
+
+    cards = []
+    for _, p in personas.iterrows():
+        nps = "" if pd.isna(p["mean_nps"]) else f"{p['mean_nps']:.1f}"
+        churn = f"{p['churn_rate_actual']:.0%} (predicted {p['churn_probability_mean']:.0%})"
+        value = f"{p['net_value_mean']:,.2f} each, {p['net_value_total']:,.0f} in total"
+        cards.append(
+            f'<div class="card"><h3>{_esc(p["persona"])}</h3>'
+            f'<div class="muted">{int(p["customers"]):,} customers ({p["share"]:.0%})</div>'
+            f"<p>churn rate {churn}<br>predicted CLV {p['predicted_clv_mean']:,.2f}<br>"
+            f"net value {value}<br>NPS {nps}</p>"
+            f'<div class="muted">churn drivers: {_esc(p.get("top_churn_drivers", ""))}</div>'
+            f'<div class="muted">CLV drivers: {_esc(p.get("top_clv_drivers", ""))}</div></div>'
+        )
+    facts = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in summary.items()
+    )
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        '<section id="data"><h2>Data</h2>',
+        f"<table>{facts}</table>",
+        "<h3>Validation report</h3>",
+        _table(validation, 0),
+        "</section>",
+        '<section id="personas"><h2>Personas</h2>',
+        f'<div class="cards">{"".join(cards)}</div>',
+        figs("personas/"),
+        "</section>",
+        '<section id="churn"><h2>Churn model (out-of-time)</h2>',
+        _table(
+            metrics[metrics["task"] == "churn"]
+            .pivot(index="model", columns="metric", values="value")
+            .reset_index()
+        ),
+        figs("churn/"),
+        "</section>",
+        '<section id="clv"><h2>CLV model (out-of-time)</h2>',
+        _table(
+            metrics[metrics["task"] == "clv"]
+            .pivot(index="model", columns="metric", values="value")
+            .reset_index()
+        ),
+        figs("clv/"),
+        "</section>",
+        '<section id="comparison"><h2>Against the baselines</h2>',
+        _table(comparison),
+        "</section>",
+        '<section id="shap"><h2>SHAP drivers</h2>',
+        figs("shap/"),
+        *[f"<h3>{html.escape(k)}</h3>{_table(v)}" for k, v in shap_tables.items()],
+        "</section>",
+        '<section id="config"><h2>Configuration</h2>',
+        f"<pre>{html.escape(json.dumps(config, indent=2, default=str))}</pre></section>",
+        "</body></html>",
+    ]
+    return "\n".join(parts)
