@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from customer_value import tracking
 from customer_value.errors import UserError
 from customer_value.pipelines.backtest import bootstrap_ci, run_backtest
 
@@ -57,4 +56,3 @@ def test_backtest_on_the_simulated_base(trained_store):
     assert after == before  # backtest models never enter the registry
     with pytest.raises(UserError, match="leave less than the 180-day window"):
         run_backtest(cfg, ["2024-03-01"], horizon_days=180, n_boot=0, say=lambda _m: None)
-    tracking.setup(cfg.tracking, cfg.project.name)

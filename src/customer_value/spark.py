@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import sys
 
-import numpy as np
 import pandas as pd
 
 from customer_value import tracking
@@ -309,7 +308,7 @@ def spark_features_to_pandas(sdf) -> pd.DataFrame:
     """Collect a Spark feature table to the driver, indexed by customer_id like the pandas one."""
     pdf = sdf.toPandas().set_index("customer_id")
     pdf.index = pdf.index.astype(str)
-    return pdf.replace({None: np.nan}) if "nps_class" not in pdf else pdf
+    return pdf
 
 
 def score_spark(spark, features, model_uri: str, as_of, tracking_uri: str):
@@ -407,16 +406,9 @@ def build_training_set_spark(spark, tables: dict, as_of, config: Config, buckets
     collected to the driver for xgboost: ~0.7 KB a row, so 10 million customer-snapshots need
     ~7 GB on the driver. Beyond that, train on a sample of customers or with ``xgboost.spark``.
     """
-    import warnings
-
     from pyspark.sql import functions as F
 
-    from customer_value.features.build import (
-        TaskSet,
-        TrainingSet,
-        model_feature_columns,
-        plan_cutoffs,
-    )
+    from customer_value.features.build import plan_tasks, stack_snapshots
 
     as_of = pd.Timestamp(as_of).normalize()
     upto = F.lit((as_of + pd.Timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")).cast("timestamp")
@@ -428,16 +420,7 @@ def build_training_set_spark(spark, tables: dict, as_of, config: Config, buckets
             .withColumn("timestamp", F.to_timestamp("timestamp"))
             .filter(F.col("timestamp") < upto)
         )
-    first = pd.Timestamp(tx.agg(F.min("timestamp")).collect()[0][0])
-    plans = {
-        "churn": plan_cutoffs(
-            first, as_of, config.features.churn_window_days, config.snapshots, "churn"
-        ),
-        "clv": plan_cutoffs(first, as_of, config.features.horizon_days, config.snapshots, "clv"),
-    }
-    for plan in plans.values():
-        for note in plan.notes:
-            warnings.warn(note, UserWarning, stacklevel=2)
+    plans = plan_tasks(pd.Timestamp(tx.agg(F.min("timestamp")).collect()[0][0]), as_of, config)
     earliest = min(min(p.train_cutoffs) for p in plans.values())
     early = tx.filter(F.to_date("timestamp") <= F.lit(earliest.date()))
     vocab = Vocabulary(
@@ -445,27 +428,17 @@ def build_training_set_spark(spark, tables: dict, as_of, config: Config, buckets
         tuple(top_values_spark(early, "channel", config.features.top_channels)),
     )
     has_cost = "cost" in tx.columns
-    cache: dict = {}
-    sets = {}
-    for task, plan in plans.items():
-        frames = []
-        for cutoff in [*plan.train_cutoffs, plan.oot_cutoff]:
-            if cutoff not in cache:
-                sdf, models, _ = build_features_spark(
-                    spark, cut, cutoff, config.features, vocab, buckets
-                )
-                cache[cutoff] = (spark_features_to_pandas(sdf), models)
-            feats, _ = cache[cutoff]
-            labels = labels_spark(tx, feats.index, cutoff, plan.label_days, plan.label_days, has_cost)
-            labels = labels[["churned"]] if task == "churn" else labels.drop(columns="churned")
-            snap = pd.concat([feats, labels], axis=1).reset_index()
-            snap.insert(1, "as_of", cutoff)
-            snap.insert(2, "snapshot", "oot" if cutoff == plan.oot_cutoff else "train")
-            frames.append(snap)
-        sets[task] = TaskSet(pd.concat(frames, ignore_index=True), plan)
+
+    def features_at(cutoff):
+        sdf, models, _ = build_features_spark(spark, cut, cutoff, config.features, vocab, buckets)
+        return spark_features_to_pandas(sdf), models
+
+    def labels_at(index, cutoff, days):
+        return labels_spark(tx, index, cutoff, days, days, has_cost)
+
+    result = stack_snapshots(plans, features_at, labels_at, vocab)
     tx.unpersist()
-    columns = model_feature_columns(sets["churn"].frame)
-    return TrainingSet(sets["churn"], sets["clv"], vocab, columns, {c: m for c, (_, m) in cache.items()})
+    return result
 
 
 def describe(tx) -> tuple[pd.DataFrame, dict, dict, pd.Timestamp]:

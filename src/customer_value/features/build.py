@@ -32,6 +32,8 @@ __all__ = [
     "check_feature_ranges",
     "model_feature_columns",
     "plan_cutoffs",
+    "plan_tasks",
+    "stack_snapshots",
     "projection_ratio",
     "LABEL_COLUMNS",
 ]
@@ -276,42 +278,64 @@ def build_training_set(tables: ValidatedData, as_of, config: Config) -> Training
         if tables.interactions is None
         else tables.interactions[tables.interactions["timestamp"] < upto],
     )
-    first = tables.transactions["timestamp"].min()
+    plans = plan_tasks(tables.transactions["timestamp"].min(), as_of, config)
+    earliest = min(min(p.train_cutoffs) for p in plans.values())
+    early = tables.transactions[tables.transactions["timestamp"] < earliest + pd.Timedelta(days=1)]
+    vocab = Vocabulary(
+        tuple(top_values(early, "category", config.features.top_categories)),
+        tuple(top_values(early, "channel", config.features.top_channels)),
+    )
+
+    def features_at(cutoff):
+        fs = build_feature_set(tables, cutoff, config.features, vocab)
+        return fs.frame, fs.btyd
+
+    def labels_at(index, cutoff, days):
+        return build_labels(tables.transactions, index, cutoff, days, days)
+
+    return stack_snapshots(plans, features_at, labels_at, vocab)
+
+
+def plan_tasks(first_date, as_of, config: Config) -> dict[str, CutoffPlan]:
+    """The churn and CLV cutoff plans (each with its own window); their notes become warnings."""
     plans = {
         "churn": plan_cutoffs(
-            first, as_of, config.features.churn_window_days, config.snapshots, "churn"
+            first_date, as_of, config.features.churn_window_days, config.snapshots, "churn"
         ),
-        "clv": plan_cutoffs(first, as_of, config.features.horizon_days, config.snapshots, "clv"),
+        "clv": plan_cutoffs(first_date, as_of, config.features.horizon_days, config.snapshots, "clv"),
     }
     for plan in plans.values():
         for note in plan.notes:
-            warnings.warn(note, UserWarning, stacklevel=2)
-    earliest = min(min(p.train_cutoffs) for p in plans.values())
-    vocab = build_feature_set(tables, earliest, config.features, btyd=False).vocabulary
-    cache: dict[pd.Timestamp, FeatureSet] = {}
+            warnings.warn(note, UserWarning, stacklevel=3)
+    return plans
 
-    def features_at(cutoff):
-        if cutoff not in cache:
-            cache[cutoff] = build_feature_set(tables, cutoff, config.features, vocab)
-        return cache[cutoff]
 
+def stack_snapshots(
+    plans: dict[str, CutoffPlan], features_at, labels_at, vocab: Vocabulary
+) -> TrainingSet:
+    """Stack features and labels at every planned cutoff (shared by the pandas and Spark engines).
+
+    ``features_at(cutoff) -> (frame indexed by customer_id, BTYDModels)`` is called once per
+    cutoff; ``labels_at(index, cutoff, window_days)`` returns every label column.
+    """
+    cache: dict = {}
     sets = {}
     for task, plan in plans.items():
         frames = []
         for cutoff in [*plan.train_cutoffs, plan.oot_cutoff]:
-            fs = features_at(cutoff)
-            labels = build_labels(
-                tables.transactions, fs.frame.index, cutoff, plan.label_days, plan.label_days
-            )
+            if cutoff not in cache:
+                cache[cutoff] = features_at(cutoff)
+            feats, _ = cache[cutoff]
+            labels = labels_at(feats.index, cutoff, plan.label_days)
             labels = labels[["churned"]] if task == "churn" else labels.drop(columns="churned")
-            snap = pd.concat([fs.frame, labels], axis=1).reset_index()
+            snap = pd.concat([feats, labels], axis=1).reset_index()
             snap.insert(1, "as_of", cutoff)
             snap.insert(2, "snapshot", "oot" if cutoff == plan.oot_cutoff else "train")
             frames.append(snap)
         sets[task] = TaskSet(pd.concat(frames, ignore_index=True), plan)
     columns = model_feature_columns(sets["churn"].frame)
     return TrainingSet(
-        sets["churn"], sets["clv"], vocab, columns, {c: fs.btyd for c, fs in cache.items()}
+        sets["churn"], sets["clv"], vocab, columns, {c: models for c, (_, models) in cache.items()}
     )
 
 

@@ -71,7 +71,6 @@ class Events:
     d_code: np.ndarray
     d_day: np.ndarray
     d_net: np.ndarray
-    d_index: np.ndarray
     p_code: np.ndarray
     p_day: np.ndarray
     p_net: np.ndarray
@@ -132,7 +131,6 @@ def prepare_events(transactions: pd.DataFrame, as_of) -> Events:
         d_code=d_code,
         d_day=d_day,
         d_net=d_net,
-        d_index=inverse,
         p_code=d_code[purchase],
         p_day=d_day[purchase],
         p_net=d_net[purchase],

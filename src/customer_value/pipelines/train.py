@@ -340,14 +340,12 @@ def run_train(
         rng = np.random.default_rng(seed)
         n_shap = min(config.explain.sample_size, len(oot))
         shap_idx = oot.index[np.sort(rng.choice(len(oot), size=n_shap, replace=False))]
-        contrib = {
-            "churn": churn_model.contributions(oot.loc[shap_idx, features]),
-            "clv": clv_model.contributions(oot.loc[shap_idx, features]),
-        }
         all_contrib = {
             "churn": churn_model.contributions(oot[features]),
             "clv": clv_model.contributions(oot[features]),
         }
+        # The plots show a sample of the same exact values (computed once).
+        contrib = {k: v.loc[shap_idx] for k, v in all_contrib.items()}
         drivers = {k: explain.persona_drivers(v, persona, top=3) for k, v in all_contrib.items()}
         profile = _persona_profile(
             oot, persona, q_oot, p_oot * ratio.to_numpy(), values, drivers, target
