@@ -93,18 +93,17 @@ def prepare_events(transactions: pd.DataFrame, as_of) -> Events:
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
         return Events(
-            as_of_day,
-            customer_ids,
-            tx,
-            empty,
-            empty,
-            empty,
-            empty,
-            np.zeros(0),
-            empty,
-            empty,
-            empty,
-            np.zeros(0),
+            as_of_day=as_of_day,
+            customer_ids=customer_ids,
+            tx=tx,
+            code=empty,
+            day=empty,
+            d_code=empty,
+            d_day=empty,
+            d_net=np.zeros(0),
+            p_code=empty,
+            p_day=empty,
+            p_net=np.zeros(0),
         )
     day_min = int(day.min())
     span = as_of_day - day_min + 1
