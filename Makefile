@@ -7,7 +7,7 @@ CONFIG ?= configs/default.yaml
 CV     := $(BIN)/customer-value
 
 .DEFAULT_GOAL := help
-.PHONY: help install simulate validate features catalog train predict ui test test-fast lint bench bench-features bench-predict backtest clean
+.PHONY: help install browser notebooks simulate validate features catalog train predict ui test test-fast lint bench bench-features bench-predict backtest clean
 
 help: ## Show the targets with one line each
 	@echo "customer_value — make targets:"
@@ -41,13 +41,25 @@ train: $(STAMP) ## The main job on CONFIG (default: simulated data, simulated on
 predict: $(STAMP) ## Score the whole base with the champion models -> data/processed/predictions.parquet
 	$(CV) predict --config $(CONFIG) $(if $(AS_OF),--as-of $(AS_OF),)
 
-UI_HOST ?= 127.0.0.1
-UI_PORT ?= 5000
-ui: $(STAMP) ## Open the MLflow UI on the configured store (UI_HOST=127.0.0.1, UI_PORT=5000)
-	$(CV) ui --config $(CONFIG) --host $(UI_HOST) --port $(UI_PORT)
+ui: $(STAMP) ## Open the MLflow UI on the configured store (tracking.ui_port, or UI_PORT=...; loopback)
+	$(CV) ui --config $(CONFIG) $(if $(UI_HOST),--host $(UI_HOST),) $(if $(UI_PORT),--port $(UI_PORT),)
 
-test: $(STAMP) ## Run the whole test suite (slow tests included)
+test: $(STAMP) ## Run the whole test suite (slow tests included; installs Chromium when it can)
+	@$(MAKE) --no-print-directory browser || true
 	$(BIN)/python -m pytest
+
+# The browser test drives Debian's Chromium; without it that test skips and says why.
+browser: ## Install Debian's Chromium for the browser test (as root with apt-get; otherwise explain)
+	@if command -v chromium >/dev/null 2>&1; then echo "browser: $$(chromium --version 2>/dev/null)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "browser: installing Debian's chromium for the browser test..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || { echo "browser: apt-get could not install chromium; the browser test will skip"; exit 1; }; \
+	else echo "browser: no chromium, and no root apt-get to install it; the browser test will skip"; exit 1; fi
+
+notebooks: $(STAMP) ## Open the notebooks in JupyterLab on 127.0.0.1 (installs jupyterlab on first use)
+	@$(BIN)/python -c 'import jupyterlab' 2>/dev/null || $(BIN)/python -m pip install --quiet --disable-pip-version-check jupyterlab
+	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
 
 test-fast: $(STAMP) ## Run the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"

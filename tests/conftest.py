@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -11,6 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 ONLINE_RETAIL = (
     REPO.parent / "shared" / "data" / "online_retail" / "online_retail_2010-12_2011-12.csv.gz"
 )
+
+# Files a test run leaves for people to look at (screenshots, executed notebooks); CI keeps them.
+ARTIFACTS = Path(os.environ.get("CUSTOMER_VALUE_TEST_ARTIFACTS", REPO / "reports" / "test-artifacts"))
 
 
 def write(path: Path, text: str) -> Path:

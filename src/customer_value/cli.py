@@ -360,9 +360,10 @@ def ui(
     config: ConfigOpt = Path("configs/default.yaml"),
     set_: SetOpt = None,
     host: Annotated[
-        str, typer.Option(help="Interface to bind (loopback unless you ask).")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 5000,
+        str | None,
+        typer.Option(help="Interface to bind (default: tracking.ui_host, loopback)."),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: tracking.ui_port).")] = None,
 ) -> None:
     """Start the MLflow UI on the configured tracking store."""
     import os
@@ -372,6 +373,8 @@ def ui(
 
     cfg = _load(config, set_)
     uri = cfg.tracking.tracking_uri
+    host = host or cfg.tracking.ui_host
+    port = port or cfg.tracking.ui_port
     typer.echo(f"MLflow UI on http://{host}:{port} for {redact(uri)} (Ctrl-C to stop)")
     cmd = [
         sys.executable,

@@ -305,6 +305,10 @@ class TrackingConfig(_Model):
         description="Registered models are <prefix>-churn, <prefix>-clv, <prefix>-personas.",
     )
     register_models: bool = Field(True, description="Register the models and manage the champion alias.")
+    ui_host: str = Field(
+        "127.0.0.1", description="Interface `customer-value ui` binds; loopback unless you ask."
+    )
+    ui_port: int = Field(5000, ge=1, le=65535, description="Port of `customer-value ui`.")
 
     @property
     def tracking_uri(self) -> str:

@@ -112,6 +112,22 @@ def gain_chart(gains: dict[str, np.ndarray], title: str) -> Figure:
     return fig
 
 
+def lift_chart(lifts: dict[str, pd.DataFrame], title: str) -> Figure:
+    """Lift per decile of the prediction (1 = top 10 %), one group of bars per model."""
+    fig, ax = _fig(6.5, 4)
+    width = 0.8 / max(len(lifts), 1)
+    for i, (name, table) in enumerate(lifts.items()):
+        x = table["decile"].to_numpy() + (i - (len(lifts) - 1) / 2) * width
+        ax.bar(x, table["lift"], width=width, label=name)
+    ax.axhline(1, color="grey", ls="--", lw=1, label="random")
+    ax.set_xticks(range(1, 11))
+    ax.set_xlabel("decile of prediction (1 = highest 10 %)")
+    ax.set_ylabel("lift (share of outcome / share of customers)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
 def decile_chart(calibration: pd.DataFrame, title: str) -> Figure:
     """Mean prediction and mean outcome per decile of the prediction."""
     fig, ax = _fig(6.5, 4)

@@ -39,6 +39,11 @@ __all__ = [
     "champion",
     "set_alias",
     "load_model",
+    "latest_run",
+    "get_run",
+    "list_artifacts",
+    "download_artifact",
+    "load_run_model",
     "redact",
 ]
 
@@ -63,6 +68,23 @@ _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@
 def redact(text: str) -> str:
     """Hide the password of any ``scheme://user:password@host`` URL in ``text``."""
     return _CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{m.group('user')}:***@", str(text))
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Hide MLflow's per-file download progress bars (noise in notebooks and CLI output)."""
+    import os
+
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    old = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
 
 
 def _mlflow():
@@ -296,6 +318,99 @@ def set_alias(name: str, alias: str, version: str) -> None:
 def load_model(name: str, alias: str = "champion"):
     """Load ``models:/<name>@<alias>`` from the configured registry (scikit-learn flavour)."""
     mlflow = _mlflow()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _no_progress_bars():
         warnings.simplefilter("ignore")
         return mlflow.sklearn.load_model(f"models:/{name}@{alias}")
+
+
+def _run_record(run) -> dict[str, Any]:
+    info = run.info
+    return {
+        "run_id": info.run_id,
+        "experiment_id": info.experiment_id,
+        "name": info.run_name,
+        "status": info.status,
+        "start_time": pd.Timestamp(info.start_time, unit="ms", tz="UTC"),
+        "end_time": pd.Timestamp(info.end_time, unit="ms", tz="UTC") if info.end_time else None,
+        "artifact_uri": info.artifact_uri,
+        "params": dict(run.data.params),
+        "metrics": dict(run.data.metrics),
+        "tags": dict(run.data.tags),
+    }
+
+
+def latest_run(experiment: str, run_name_prefix: str = "train ") -> dict[str, Any] | None:
+    """The newest finished top-level run of ``experiment`` whose name starts with the prefix.
+
+    Returns a plain record (run_id, name, status, times, params, metrics, tags) or None.
+    Nested runs (per task, per trial, per backtest cutoff) are skipped: the record is the one a
+    reviewer opens in the UI.
+    """
+    mlflow = _mlflow()
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    client = mlflow.MlflowClient()
+    page_token = None
+    while True:
+        page = client.search_runs(
+            [exp.experiment_id],
+            filter_string="attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=200,
+            page_token=page_token,
+        )
+        for run in page:
+            tags = run.data.tags
+            if "mlflow.parentRunId" in tags:
+                continue
+            if (run.info.run_name or "").startswith(run_name_prefix):
+                return _run_record(run)
+        page_token = page.token
+        if not page_token:
+            return None
+
+
+def get_run(run_id: str) -> dict[str, Any]:
+    """The record of one run (see :func:`latest_run`); UserError when it does not exist."""
+    mlflow = _mlflow()
+    try:
+        run = mlflow.MlflowClient().get_run(run_id)
+    except Exception:
+        raise UserError(
+            f"no run with id '{run_id}' in this tracking store",
+            hint="copy the run id from the MLflow UI or from `customer-value train`'s summary",
+        ) from None
+    return _run_record(run)
+
+
+def list_artifacts(run_id: str, path: str = "") -> list[str]:
+    """Artifact file paths of a run under ``path`` (recursive), sorted."""
+    client = _mlflow().MlflowClient()
+    out, todo = [], [path or None]
+    while todo:
+        for item in client.list_artifacts(run_id, todo.pop()):
+            (todo.append(item.path) if item.is_dir else out.append(item.path))
+    return sorted(out)
+
+
+def download_artifact(run_id: str, path: str, dst: str | Path | None = None) -> Path:
+    """Download one artifact (file or folder) of a run and return its local path."""
+    mlflow = _mlflow()
+    with _no_progress_bars():
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=path, dst_path=None if dst is None else str(dst)
+            )
+        )
+
+
+def load_run_model(run_id: str, name: str):
+    """Load the scikit-learn model a run logged as ``name`` (e.g. ``churn_model``).
+
+    The run lives in the configured store; this never loads a model from an arbitrary path.
+    """
+    mlflow = _mlflow()
+    with warnings.catch_warnings(), _no_progress_bars():
+        warnings.simplefilter("ignore")
+        return mlflow.sklearn.load_model(f"runs:/{run_id}/{name}")

@@ -358,7 +358,7 @@ def run_train(
         def show(fig, artifact: str) -> None:
             """Log a figure and keep it for the HTML report."""
             tracking.log_figure(fig, artifact)
-            section = artifact.split("/")[-1].split("_")[0]
+            section = Path(artifact).stem.split("_")[0]  # plots/clv_gain.png -> clv
             key = (
                 "shap/"
                 if artifact.startswith("shap/")
@@ -390,6 +390,12 @@ def run_train(
         gains = {"xgboost churn": evaluate.gain_curve(y_churn, q_oot)}
         gains.update({k: evaluate.gain_curve(y_churn, v) for k, v in churn_base.items()})
         show(plots.gain_chart(gains, "Churn: cumulative gain (out-of-time)"), "plots/churn_gain.png")
+        lifts = {
+            k: evaluate.lift_by_decile(y_churn, v)
+            for k, v in {"xgboost churn": q_oot, **churn_base}.items()
+        }
+        tracking.log_table(_stack_lifts(lifts), "metrics/churn_lift.csv")
+        show(plots.lift_chart(lifts, "Churn: lift by decile (out-of-time)"), "plots/churn_lift.png")
         cal = evaluate.decile_calibration(y_clv, p_clv_oot)
         tracking.log_table(cal, "metrics/clv_decile_calibration.csv")
         show(plots.decile_chart(cal, "CLV decile calibration (out-of-time)"), "plots/clv_deciles.png")
@@ -397,6 +403,12 @@ def run_train(
         gains.update({k: evaluate.gain_curve(y_clv, v) for k, v in clv_base.items()})
         gains["perfect"] = evaluate.gain_curve(y_clv, y_clv)
         show(plots.gain_chart(gains, "CLV: cumulative gain (out-of-time)"), "plots/clv_gain.png")
+        lifts = {
+            k: evaluate.lift_by_decile(y_clv, v)
+            for k, v in {"xgboost clv": p_clv_oot, **clv_base}.items()
+        }
+        tracking.log_table(_stack_lifts(lifts), "metrics/clv_lift.csv")
+        show(plots.lift_chart(lifts, "CLV: lift by decile (out-of-time)"), "plots/clv_lift.png")
         for metric in ("roc_auc", "pr_auc"):
             show(
                 plots.metric_bars(
@@ -430,7 +442,10 @@ def run_train(
         # 8. Register and gate the champion (last: a run that dies before here never holds it) ------
         page = report.render_report(
             f"customer_value run {run_id} (as_of {as_of.date()})",
-            {**facts.get("summary", {}), **{k: v for k, v in tags.items() if k != "notes"}},
+            {
+                **facts.get("summary", {}),
+                **{k: v for k, v in tags.items() if k not in ("notes", "status")},
+            },
             report_rows,
             profile,
             _comparison(metrics),
@@ -514,6 +529,13 @@ def run_train(
         time.perf_counter() - t_start,
         {"churn": churn_model, "clv": clv_model, "personas": persona_model},
     )
+
+
+def _stack_lifts(lifts: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One long table (model, decile, customers, lift) of per-model lift tables."""
+    return pd.concat([t.assign(model=name) for name, t in lifts.items()], ignore_index=True)[
+        ["model", "decile", "customers", "lift"]
+    ]
 
 
 def _slug(name: str) -> str:
