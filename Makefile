@@ -7,7 +7,7 @@ CONFIG ?= configs/default.yaml
 CV     := $(BIN)/customer-value
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser notebooks simulate validate features catalog train predict ui test test-fast lint bench bench-features bench-predict backtest clean
+.PHONY: help install browser notebooks doctor simulate validate features catalog train predict ui test test-fast lint bench bench-features bench-predict backtest clean
 
 help: ## Show the targets with one line each
 	@echo "customer_value — make targets:"
@@ -40,6 +40,9 @@ train: $(STAMP) ## The main job on CONFIG (default: simulated data, simulated on
 
 predict: $(STAMP) ## Score the whole base with the champion models -> data/processed/predictions.parquet
 	$(CV) predict --config $(CONFIG) $(if $(AS_OF),--as-of $(AS_OF),)
+
+doctor: $(STAMP) ## Check the store; mark runs killed mid-way as KILLED, finish interrupted alias moves
+	$(CV) doctor --config $(CONFIG)
 
 ui: $(STAMP) ## Open the MLflow UI on the configured store (tracking.ui_port, or UI_PORT=...; loopback)
 	$(CV) ui --config $(CONFIG) $(if $(UI_HOST),--host $(UI_HOST),) $(if $(UI_PORT),--port $(UI_PORT),)

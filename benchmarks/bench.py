@@ -84,8 +84,16 @@ def main() -> None:
         ]
     )
     sections.append((REPORTS / "bench_predict.md").read_text())
-    t_spark, _ = _run([python, "benchmarks/bench_spark.py", "--sizes", "1000000,10000000",
-                       "--out", str(REPORTS / "bench_spark.md")])
+    t_spark, _ = _run(
+        [
+            python,
+            "benchmarks/bench_spark.py",
+            "--sizes",
+            "1000000,10000000",
+            "--out",
+            str(REPORTS / "bench_spark.md"),
+        ]
+    )
     sections.append((REPORTS / "bench_spark.md").read_text())
     for name, (config, cutoffs, extra) in BACKTESTS.items():
         if name == "online_retail" and not RETAIL.exists():

@@ -69,8 +69,7 @@ def worker(engine: str, path: Path) -> dict:
 
     spark = cvs.session("local[2]")
     t = time.perf_counter()
-    tx = cvs._typed_transactions(cvs.read_source(spark, SourceConfig(path=path), "transactions"),
-                                 None)
+    tx = cvs._typed_transactions(cvs.read_source(spark, SourceConfig(path=path), "transactions"), None)
     as_of = pd.Timestamp(tx.agg({"timestamp": "max"}).collect()[0][0]).normalize()
     feats, _, _ = cvs.build_features_spark(spark, {"transactions": tx}, as_of, cfg, buckets=16)
     feats.write.mode("overwrite").parquet(str(out))
@@ -81,9 +80,13 @@ def worker(engine: str, path: Path) -> dict:
 
 
 def run(engine: str, path: Path, timeout: int) -> dict:
-    proc = subprocess.Popen([sys.executable, __file__, "--worker", engine, "--data", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--worker", engine, "--data", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     peak = 0.0
     stop = threading.Event()
 
@@ -131,18 +134,24 @@ def main() -> None:
             res = run(engine, path, args.timeout)
             rows.append({"rows": n, "engine": engine, **res})
             print(json.dumps(rows[-1]), flush=True)
-    lines = ["# pandas vs Spark local mode: features", "",
-             f"Command: `python benchmarks/bench_spark.py --sizes {args.sizes}`; 2 cores, "
-             "Spark `local[2]`, 16 customer buckets; end to end from parquet (read, all features, "
-             "write). Peak = resident memory of the process tree (JVM and Python workers included).",
-             "", "| transactions | engine | customers | seconds | rows/s | peak MB |",
-             "|---:|---|---:|---:|---:|---:|"]
+    lines = [
+        "# pandas vs Spark local mode: features",
+        "",
+        f"Command: `python benchmarks/bench_spark.py --sizes {args.sizes}`; 2 cores, "
+        "Spark `local[2]`, 16 customer buckets; end to end from parquet (read, all features, "
+        "write). Peak = resident memory of the process tree (JVM and Python workers included).",
+        "",
+        "| transactions | engine | customers | seconds | rows/s | peak MB |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['rows']:,} | {r['engine']} | | {r['error']} | | |")
         else:
-            lines.append(f"| {r['rows']:,} | {r['engine']} | {r['customers']:,} | {r['seconds']:.1f} | "
-                         f"{r['rows'] / r['seconds']:,.0f} | {r['peak_mb']:,.0f} |")
+            lines.append(
+                f"| {r['rows']:,} | {r['engine']} | {r['customers']:,} | {r['seconds']:.1f} | "
+                f"{r['rows'] / r['seconds']:,.0f} | {r['peak_mb']:,.0f} |"
+            )
     text = "\n".join(lines) + "\n"
     Path(args.out).write_text(text, encoding="utf-8")
     print(text)

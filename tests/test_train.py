@@ -122,7 +122,7 @@ def test_a_worse_model_never_takes_the_alias(trained_store):
             bad.predict_proba(oot[bad.features_].head(3))[:, 1],
             tracking.model_names()["churn"],
         )
-        decisions = _champion_gate(
+        decisions, moves = _champion_gate(
             {"churn": version},
             {"churn": bad_score},
             oot,
@@ -133,6 +133,9 @@ def test_a_worse_model_never_takes_the_alias(trained_store):
             names=tracking.model_names(),
         )
     assert decisions["churn"].startswith(f"challenger: v{version} does not beat champion v1")
+    assert moves == [(tracking.model_names()["churn"], "challenger", version)]
+    for name, alias, v in moves:  # applied as run_train applies them, after the run finished
+        tracking.set_alias(name, alias, v)
     assert (
         str(client.get_model_version_by_alias(tracking.model_names()["churn"], "champion").version)
         == "1"

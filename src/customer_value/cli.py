@@ -137,6 +137,9 @@ def validate(
     from customer_value.pipelines.data import load_data
 
     cfg = _load(config, set_)
+    if report is not None:
+        # Checked before reading: a report that cannot be written fails now, not after the work.
+        io.check_writable(report, "--report")
     loaded = load_data(cfg)
     _print_validation(loaded)
     if report is not None:
@@ -392,6 +395,38 @@ def ui(
         raise typer.Exit(subprocess.call(cmd, env={**os.environ}))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
+
+
+@app.command()
+@_user_errors
+def doctor(
+    config: ConfigOpt = Path("configs/default.yaml"),
+    set_: SetOpt = None,
+    check_only: Annotated[
+        bool, typer.Option("--check-only", help="Report only; repair nothing.")
+    ] = False,
+    folder: Annotated[
+        list[Path] | None,
+        typer.Option("--folder", help="Also clean this folder of killed writers' temp files."),
+    ] = None,
+) -> None:
+    """Check the tracking store and repair what killed runs left (exit 1 if problems remain).
+
+    Marks runs whose process is gone as KILLED, completes interrupted alias moves, checks that
+    every alias points at a finished run and that the SQLite file is intact, and removes temp
+    files of killed writers.
+    """
+    from customer_value.pipelines.doctor import run_doctor
+
+    cfg = _load(config, set_)
+    report = run_doctor(cfg, fix=not check_only, folders=folder or [Path("data/processed")])
+    typer.echo(_format_table(report.rows, ["check", "status", "detail"]))
+    if report.problems:
+        typer.echo(f"\n{report.problems} problem(s) left", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        "\nhealthy" + (" (after repairs)" if any(r["status"] == "fixed" for r in report.rows) else "")
+    )
 
 
 def main() -> None:

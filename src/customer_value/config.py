@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from customer_value.errors import ConfigError
 
@@ -91,8 +91,12 @@ class PolicyConfig(_Model):
     """What validation does with doubtful rows. Every rule's effect is counted in the report."""
 
     missing_customer_id: Literal["drop", "error"] = "drop"
-    duplicates: Literal["drop", "keep"] = Field(
+    duplicates: Literal["drop", "keep", "error"] = Field(
         "drop", description="Exact duplicate transaction rows (every column equal)."
+    )
+    duplicate_customer_id: Literal["drop", "error"] = Field(
+        "drop",
+        description="Customers-table rows whose customer_id came earlier: drop keeps the first.",
     )
     returns: Literal["keep", "drop"] = Field(
         "keep", description="Rows marked as cancellations/returns: keep as negative amounts or drop."
@@ -120,6 +124,23 @@ class DataConfig(_Model):
         description="Timezone-aware timestamps are converted to this zone, then made naive. "
         "None: mixing aware and naive timestamps is an error.",
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        # Checked here, once, rather than deep inside validation on the first aware timestamp,
+        # where an unknown zone would surface as a library error (or not at all on naive data).
+        if value is None:
+            return value
+        import pandas as pd  # lazily: loading a config should stay cheap
+
+        try:
+            pd.Timestamp(0).tz_localize(value)
+        except Exception:  # zoneinfo, pytz and dateutil each raise their own type
+            raise ValueError(
+                f"unknown timezone {value!r}; use an IANA name such as Europe/Paris or UTC"
+            ) from None
+        return value
 
 
 class SimulationConfig(_Model):
@@ -452,6 +473,23 @@ def _format_validation_error(err: ValidationError, origin: str) -> ConfigError:
     )
 
 
+def _yaml_error(exc: yaml.YAMLError, path: Path) -> ConfigError:
+    """A YAML error as 'line L, column C: problem', without PyYAML's '<unicode string>' noise."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        # An unclosed quote or bracket is reported where the file ends; say where it began.
+        problem += f" ({context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
+    if isinstance(exc, yaml.constructor.ConstructorError):
+        # e.g. !!python/object/apply:os.system: safe_load refuses it and nothing is executed.
+        hint = "config files are plain YAML: remove the tag (values are text, numbers, lists, mappings)"
+    else:
+        hint = "fix the YAML syntax at that line (indentation, a missing ':' or an unclosed quote)"
+    return ConfigError(f"not valid YAML: {where}{problem}", where=str(path), hint=hint)
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Load, override and validate a YAML config.
 
@@ -488,12 +526,22 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     try:
         # safe_load: config files never construct Python objects.
         tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"not valid YAML: {exc}", where=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not valid YAML: bytes that are not UTF-8 at byte {exc.start}",
+            where=str(path),
+            hint="save the config file as UTF-8",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, path) from None
     if tree is None:
         tree = {}
     if not isinstance(tree, dict):
-        raise ConfigError("the top level must be a mapping of sections", where=str(path))
+        raise ConfigError(
+            "the top level must be a mapping of sections",
+            where=str(path),
+            hint="start the file with sections such as 'data:' (see configs/default.yaml)",
+        )
     tree = _resolve_paths(tree, path.resolve().parent)
     for item in overrides or []:
         parts, value = _parse_override(item)

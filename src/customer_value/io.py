@@ -26,6 +26,7 @@ from customer_value.errors import DataValidationError
 
 __all__ = [
     "atomic_path",
+    "check_writable",
     "detect_format",
     "read_source",
     "write_frame",
@@ -79,6 +80,14 @@ def _read_raw(source: SourceConfig) -> pd.DataFrame:
     if path.is_file() and path.stat().st_size == 0:
         raise DataValidationError("the file is empty", file=str(path), hint="supply a file with data")
     fmt = detect_format(path, source.format)
+    if path.is_dir() and fmt != "parquet":
+        # A folder is fine for parquet (a partitioned dataset), never for a text file; without this
+        # the reader's "Is a directory" came out as a hint about truncated files.
+        raise DataValidationError(
+            f"is a folder, not a {fmt} file",
+            file=str(path),
+            hint="point the source's 'path' in the config at the file itself",
+        )
     try:
         if fmt == "parquet":
             frame = pd.read_parquet(path)
@@ -222,6 +231,7 @@ def evaluate_expression(expr: str, frame: pd.DataFrame, *, file: str = "") -> pd
         raise DataValidationError(
             f"expression {expr!r} uses something other than columns, numbers and + - * /",
             file=file,
+            hint="in the source's 'derive', use column names, numbers, parentheses and + - * / only",
         )
 
     result = _eval(tree)
@@ -321,6 +331,49 @@ def _remove_orphans(target: Path) -> None:
             continue
 
 
+def check_writable(target: str | Path, option: str = "the output path", folder_ok: bool = False) -> None:
+    """Fail early, before any work, when ``target`` cannot be created.
+
+    A job that computes for minutes and then cannot write its output wastes the run; worse, the
+    folder creation in :func:`atomic_path` would fail with a bare ``FileExistsError``. The nearest
+    existing ancestor must be a writable folder (missing folders below it are created on write).
+
+    Parameters
+    ----------
+    target : str or Path
+        The file to be written.
+    option : str
+        How the user named it (e.g. ``--output``), for the hint.
+    folder_ok : bool
+        The writer replaces a folder (Spark writes parquet as a folder of parts).
+
+    Raises
+    ------
+    DataValidationError
+        An ancestor is a file, or the folder is not writable.
+    """
+    target = Path(target)
+    if target.is_dir() and not folder_ok:
+        raise DataValidationError(
+            "is a folder, not a file", file=str(target), hint=f"give {option} a file name"
+        )
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DataValidationError(
+            f"cannot write {target.name} there: '{parent}' is a file, not a folder",
+            file=str(target),
+            hint=f"choose another {option} (a path inside a folder)",
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DataValidationError(
+            f"cannot write {target.name} there: no permission to write in '{parent}'",
+            file=str(target),
+            hint=f"choose another {option}, in a folder you can write to",
+        )
+
+
 def write_frame(frame: pd.DataFrame, target: str | Path) -> Path:
     """Write a frame atomically as parquet or csv (by the target's extension)."""
     target = Path(target)
@@ -345,3 +398,28 @@ def write_text(text: str, target: str | Path) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return target
+
+
+def orphaned_temp_files(folder: str | Path) -> list[Path]:
+    """Temp files in ``folder`` left by :func:`atomic_path` writers that were killed.
+
+    Their names carry the writer's pid (``.<name>.<pid>.<random>.tmp``); a file whose pid no
+    longer runs belongs to a dead writer. The next write of the same target removes its own
+    orphans anyway; ``customer-value doctor`` uses this to clean a whole folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    out = []
+    for tmp in sorted(folder.glob(".*.tmp")):
+        parts = tmp.name[1:].split(".")
+        pid = next((int(p) for p in reversed(parts[:-2]) if p.isdigit()), None)
+        if pid is None:
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            out.append(tmp)
+        except PermissionError:  # alive, owned by someone else
+            continue
+    return out

@@ -33,6 +33,7 @@ __all__ = [
     "log_table",
     "log_text",
     "log_figure",
+    "log_bytes",
     "log_dataset",
     "log_sklearn_model",
     "set_tags",
@@ -96,8 +97,11 @@ def _mlflow():
     return mlflow
 
 
-def setup(config: TrackingConfig, experiment: str) -> str:
+def setup(config: TrackingConfig, experiment: str, create: bool = True) -> str | None:
     """Point MLflow at the configured store and experiment; return the experiment id.
+
+    ``create=False`` (jobs that only read: predict) never creates the experiment; it returns None
+    when the experiment does not exist.
 
     Raises
     ------
@@ -112,6 +116,8 @@ def setup(config: TrackingConfig, experiment: str) -> str:
     mlflow.set_registry_uri(uri)
     try:
         exp = mlflow.get_experiment_by_name(experiment)
+        if exp is None and not create:
+            return None
         if exp is None:
             artifact_dir = Path(config.artifact_dir).resolve() / experiment
             location = artifact_dir.as_uri() if config.uri is None else None
@@ -129,11 +135,69 @@ def setup(config: TrackingConfig, experiment: str) -> str:
     return exp_id
 
 
+def _proc_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), or None without /proc.
+
+    With the pid it identifies a process across pid reuse.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_identity() -> dict[str, str]:
+    """Tags that let a later process tell whether the process that started a run still runs."""
+    import os
+    import socket
+
+    pid = os.getpid()
+    return {
+        "process.host": socket.gethostname(),
+        "process.pid": str(pid),
+        "process.start": _proc_start(pid) or "",
+    }
+
+
+def process_alive(tags: Mapping[str, str]) -> bool | None:
+    """Whether the process recorded in a run's tags still runs: True, False, or None (unknown).
+
+    None when the run was started on another host or has no process tags (an older run).
+    A zombie (killed, not yet reaped by its parent) counts as dead; so does a new process that
+    reuses the pid (its start time differs).
+    """
+    import os
+    import socket
+
+    if tags.get("process.host") != socket.gethostname() or not tags.get("process.pid"):
+        return None
+    pid = int(tags["process.pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        pass
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return True  # no /proc: trust kill(0)
+    if fields[0] in ("Z", "X"):
+        return False
+    started = tags.get("process.start")
+    return not started or started == fields[19]
+
+
 @contextlib.contextmanager
 def start_run(name: str, nested: bool = False, tags: Mapping[str, str] | None = None) -> Iterator[Any]:
-    """Start a (nested) run; on an exception the run is marked FAILED and the error re-raised."""
+    """Start a (nested) run; on an exception the run is marked FAILED and the error re-raised.
+
+    Every run carries the host, pid and start time of its process, so that a run whose process
+    was killed (and so could not end it) is recognised later: see :func:`unfinished_runs`.
+    """
     mlflow = _mlflow()
-    run = mlflow.start_run(run_name=name, nested=nested, tags=dict(tags or {}))
+    run = mlflow.start_run(run_name=name, nested=nested, tags={**process_identity(), **dict(tags or {})})
     try:
         yield run
     except BaseException:
@@ -198,6 +262,20 @@ def log_figure(fig, artifact_file: str) -> None:
     _mlflow().log_figure(fig, artifact_file)
 
 
+def log_bytes(data: bytes, artifact_file: str) -> None:
+    """Log raw bytes (e.g. a PNG rendered once for both MLflow and the report) as an artifact."""
+    import tempfile
+
+    mlflow = _mlflow()
+    path = Path(artifact_file)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / path.name
+        local.write_bytes(data)
+        mlflow.log_artifact(
+            str(local), artifact_path=str(path.parent) if str(path.parent) != "." else None
+        )
+
+
 def log_dataset(frame: pd.DataFrame, name: str, context: str, targets: str | None = None) -> None:
     """Log a dataset (schema, digest, size) as a run input with ``mlflow.data``."""
     mlflow = _mlflow()
@@ -205,6 +283,33 @@ def log_dataset(frame: pd.DataFrame, name: str, context: str, targets: str | Non
         warnings.simplefilter("ignore")
         ds = mlflow.data.from_pandas(frame, name=name, targets=targets)
         mlflow.log_input(ds, context=context)
+
+
+def _pip_requirements() -> list[str]:
+    """The scoring environment, pinned to what is installed here.
+
+    Stated instead of inferred: MLflow's inference imports the model in a subprocess per model
+    (about 4 s each, 40 % of a small training run). The models also need this package
+    (customer_value) importable: they are served with ``env_manager="local"``.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for pkg in (
+        "mlflow",
+        "xgboost",
+        "scikit-learn",
+        "pandas",
+        "numpy",
+        "scipy",
+        "pyarrow",
+        "cloudpickle",
+    ):
+        try:
+            out.append(f"{pkg}=={version(pkg)}")
+        except PackageNotFoundError:
+            continue
+    return out
 
 
 def log_sklearn_model(
@@ -234,6 +339,7 @@ def log_sklearn_model(
                 input_example=input_example,
                 serialization_format="cloudpickle",
                 registered_model_name=registered_name,
+                pip_requirements=_pip_requirements(),
             )
     finally:
         mlflow_logger.setLevel(level)
@@ -273,13 +379,17 @@ def log_pipeline_model(
 ):
     """Log (and register) the whole scoring chain as one pyfunc model; return its version."""
     mlflow = _mlflow()
-    cls = _pipeline_class()
+    # MLflow prints a suggestion to add type hints to predict (with its own warning filter, so
+    # only stderr can hide it); the chain's input is a table of the data contract.
+    with contextlib.redirect_stderr(_io.StringIO()):
+        cls = _pipeline_class()
     with warnings.catch_warnings(), contextlib.redirect_stderr(_io.StringIO()):
         warnings.simplefilter("ignore")
         info = mlflow.pyfunc.log_model(
             name="pipeline_model",
             python_model=cls(dict(models), dict(config), dict(versions), run_id),
             registered_model_name=registered_name,
+            pip_requirements=_pip_requirements(),
         )
     version = getattr(info, "registered_model_version", None)
     return str(version) if version is not None else None
@@ -414,3 +524,146 @@ def load_run_model(run_id: str, name: str):
     with warnings.catch_warnings(), _no_progress_bars():
         warnings.simplefilter("ignore")
         return mlflow.sklearn.load_model(f"runs:/{run_id}/{name}")
+
+
+def unfinished_runs() -> list[dict[str, Any]]:
+    """Every RUNNING run of the store, each with ``alive`` (True, False or None = cannot tell)."""
+    client = _mlflow().MlflowClient()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    out = []
+    if not experiments:
+        return out
+    page_token = None
+    while True:
+        page = client.search_runs(
+            experiments,
+            filter_string="attributes.status = 'RUNNING'",
+            max_results=1000,
+            page_token=page_token,
+        )
+        for run in page:
+            record = _run_record(run)
+            record["alive"] = process_alive(record["tags"])
+            out.append(record)
+        page_token = page.token
+        if not page_token:
+            return out
+
+
+def mark_killed(run_id: str, note: str) -> None:
+    """End a run whose process died as KILLED, saying who found out (the process cannot)."""
+    client = _mlflow().MlflowClient()
+    client.set_tag(run_id, "killed_detected_by", note)
+    client.set_terminated(run_id, status="KILLED")
+
+
+def set_run_tags(run_id: str, tags: Mapping[str, Any]) -> None:
+    """Tag a run that is not the active one (e.g. after it ended)."""
+    client = _mlflow().MlflowClient()
+    for k, v in tags.items():
+        client.set_tag(run_id, k, redact(str(v))[:5000])
+
+
+def alias_holders(prefix: str) -> list[dict[str, str]]:
+    """Every alias of the project's registered models with its version and that run's status."""
+    client = _mlflow().MlflowClient()
+    out = []
+    for name in model_names(prefix).values():
+        try:
+            model = client.get_registered_model(name)
+        except Exception:  # not registered yet
+            continue
+        for alias, version in sorted((model.aliases or {}).items()):
+            mv = client.get_model_version(name, version)
+            try:
+                status = client.get_run(mv.run_id).info.status if mv.run_id else "UNKNOWN"
+            except Exception:
+                status = "MISSING"
+            out.append(
+                {
+                    "model": name,
+                    "alias": alias,
+                    "version": str(version),
+                    "run_id": mv.run_id or "",
+                    "run_status": status,
+                }
+            )
+    return out
+
+
+def pending_alias_moves(experiment: str) -> list[dict[str, Any]]:
+    """Finished runs whose alias moves were interrupted (``aliases.pending`` without ``applied``)."""
+    mlflow = _mlflow()
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    client = mlflow.MlflowClient()
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string="attributes.status = 'FINISHED' and tags.`aliases.pending` != ''",
+        order_by=["attributes.start_time DESC"],
+        max_results=1000,
+    )
+    out = []
+    for run in runs:
+        if run.data.tags.get("aliases.applied") != "true":
+            out.append(_run_record(run))
+    return out
+
+
+def current_alias_version(name: str, alias: str) -> int | None:
+    """The version number ``name@alias`` points at, or None."""
+    mv = champion(name, alias)
+    return None if mv is None else int(mv.version)
+
+
+@contextlib.contextmanager
+def store_lock(config: TrackingConfig, say=None) -> Iterator[None]:
+    """Hold the store's writer lock: one training run at a time per SQLite store.
+
+    A second run waits (and says so) until the first releases it; the kernel releases the lock
+    of a killed process, so a crash never leaves the store locked. Other stores (a tracking
+    server) handle concurrent clients themselves: no lock.
+    """
+    uri = config.tracking_uri
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        fcntl = None
+    if not uri.startswith("sqlite:///") or fcntl is None:
+        yield
+        return
+    import os
+
+    path = Path(uri[len("sqlite:///") :] + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            if say is not None:
+                say(f"      waiting for the training run that holds {path.name} ({holder})")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def sqlite_integrity(uri: str) -> str:
+    """``PRAGMA integrity_check`` of a SQLite store, opened read-only ("ok" when healthy)."""
+    import sqlite3
+
+    path = Path(uri[len("sqlite:///") :]).resolve()
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as con:
+            rows = con.execute("PRAGMA integrity_check").fetchall()
+    except sqlite3.Error as exc:
+        return f"cannot read {path.name}: {exc}"
+    return "; ".join(str(r[0]) for r in rows[:5])

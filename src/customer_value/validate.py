@@ -7,6 +7,7 @@ naming the file, the column, a few offending values and what to do.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 from dataclasses import dataclass, field
@@ -22,6 +23,11 @@ __all__ = ["ValidatedData", "ValidationReport", "validate_tables", "summarize"]
 
 _FLOAT_ID = re.compile(r"^(\d+)\.0+$")
 _TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+# Plausible event dates. Before 1900 is a placeholder (1850-01-01) or a typo; after today is a typo
+# (2099 for 2019) or a day/month swap. Either would silently distort every recency and tenure.
+_EARLIEST_DATE = pd.Timestamp("1900-01-01")
+# Delimiters a user's csv commonly has, as they are written in YAML.
+_DELIMITERS = {";": "';'", "\t": '"\\t"', "|": "'|'"}
 
 
 @dataclass
@@ -57,13 +63,57 @@ class ValidatedData:
 
 def _require_columns(frame: pd.DataFrame, schema: TableSchema, file: str) -> None:
     missing = [c for c in schema.required if c not in frame.columns]
-    if missing:
-        raise DataValidationError(
-            f"missing required column(s) {missing} for the {schema.name} table",
-            file=file,
-            hint=f"the file has columns {list(map(str, frame.columns))}; map yours onto the "
-            f"contract under 'columns' (source name: contract name) in the config",
+    if not missing:
+        return
+    present = list(map(str, frame.columns))
+    hint = (
+        f"the file has columns {present}; map yours onto the contract under 'columns' "
+        f"(source name: contract name) in the config"
+    )
+    # One column whose name holds a separator: the file was split on the wrong delimiter, and
+    # mapping columns would not help.
+    seps = [sep for sep in _DELIMITERS if len(present) == 1 and sep in present[0]]
+    if seps:
+        hint = (
+            f"the file has one column {present[0]!r}: it seems to be separated by {seps[0]!r}; "
+            f"set delimiter: {_DELIMITERS[seps[0]]} in the source config"
         )
+    else:
+        # Suggest the mapping itself when an unmapped column looks like a missing one (cust ->
+        # customer_id), so the fix can be copied into the config.
+        free = [c for c in present if c not in schema.columns]
+        pairs = {}
+        for want in missing:
+            close = [
+                c for c in free if len(c) >= 3 and (want.startswith(c.lower()) or c.lower() in want)
+            ]
+            close = close or difflib.get_close_matches(want, free, n=1, cutoff=0.5)
+            if close and close[0] not in pairs:
+                pairs[close[0]] = want
+        if pairs:
+            hint += ", e.g. columns: {" + ", ".join(f"{k}: {v}" for k, v in pairs.items()) + "}"
+    raise DataValidationError(
+        f"missing required column(s) {missing} for the {schema.name} table", file=file, hint=hint
+    )
+
+
+def _check_plausible_dates(parsed: pd.Series, raw: pd.Series, *, file: str, column: str) -> None:
+    """Reject dates before 1900 or after today (see ``_EARLIEST_DATE``)."""
+    # One day of slack: timestamps converted from a zone ahead of this machine's clock.
+    latest = pd.Timestamp.now().normalize() + pd.Timedelta(days=1)
+    for bad, what in (
+        (parsed >= latest, f"in the future (after today, {(latest - pd.Timedelta(days=1)).date()})"),
+        (parsed < _EARLIEST_DATE, f"before {_EARLIEST_DATE.date()}"),
+    ):
+        if bad.any():
+            raise DataValidationError(
+                f"{int(bad.sum())} date(s) {what}",
+                file=file,
+                column=column,
+                examples=raw[bad].astype(str).unique()[:5],
+                hint="fix these dates (a typo in the year, or a placeholder date?); if day and month "
+                "are swapped, set 'date_format' in the source config",
+            )
 
 
 def _normalize_ids(values: pd.Series) -> pd.Series:
@@ -120,6 +170,17 @@ def _parse_datetime(
             )
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert(timezone or "UTC").dt.tz_localize(None)
+    # pandas parses 2999-01-05 at a coarser resolution; the cast to nanoseconds below would then
+    # fail with OutOfBoundsDatetime. Such a year is a typo, not a format problem.
+    odd_year = parsed.notna() & ((parsed < pd.Timestamp.min) | (parsed > pd.Timestamp.max))
+    if odd_year.any():
+        raise DataValidationError(
+            f"{int(odd_year.sum())} date(s) with an impossible year",
+            file=file,
+            column=column,
+            examples=values[odd_year].astype(str).unique()[:5],
+            hint="fix these dates (a typo in the year?)",
+        )
     return parsed.astype("datetime64[ns]")
 
 
@@ -201,6 +262,7 @@ def _validate_transactions(
         fmt=date_format,
         timezone=timezone,
     )
+    _check_plausible_dates(frame["timestamp"], raw["timestamp"], file=file, column="timestamp")
     missing_ts = frame["timestamp"].isna() & keep
     if missing_ts.any():
         raise DataValidationError(
@@ -230,6 +292,7 @@ def _validate_transactions(
             file=file,
             column="amount",
             examples=raw.loc[inf_amount, "amount"].head(5).tolist(),
+            hint="fix these amounts (too large for a number, or a unit/format error)",
         )
 
     for col, kind in schema.optional.items():
@@ -293,9 +356,17 @@ def _validate_transactions(
         report.add(table, "returns", "kept as negative amounts", int(returns.sum()))
 
     frame = frame[keep]
-    if policies.duplicates == "drop":
+    if policies.duplicates in ("drop", "error"):
         # Duplicates are judged on the raw row (every source column), not just the contract columns.
         dup = raw.loc[frame.index].duplicated(keep="first")
+        if policies.duplicates == "error" and dup.any():
+            raise DataValidationError(
+                f"{int(dup.sum())} row(s) repeat an earlier row exactly (duplicates)",
+                file=file,
+                examples=[f"row {i + 2}" for i in frame.index[dup.to_numpy()][:5]],
+                hint="remove them, or set data.policies.duplicates to 'drop' (double-recorded "
+                "lines) or 'keep' (real repeat purchases)",
+            )
         report.add(table, "duplicates", "dropped", int(dup.sum()))
         frame = frame[~dup.to_numpy()]
     if frame.empty:
@@ -311,7 +382,12 @@ def _validate_transactions(
 
 
 def _validate_customers(
-    raw: pd.DataFrame, file: str, date_format: str | None, timezone: str | None, report: ValidationReport
+    raw: pd.DataFrame,
+    file: str,
+    date_format: str | None,
+    timezone: str | None,
+    report: ValidationReport,
+    policies: PolicyConfig | None = None,
 ) -> pd.DataFrame:
     schema = TABLES["customers"]
     _require_columns(raw, schema, file)
@@ -323,6 +399,7 @@ def _validate_customers(
         frame["signup_date"] = _parse_datetime(
             raw["signup_date"], file=file, column="signup_date", fmt=date_format, timezone=timezone
         )
+        _check_plausible_dates(frame["signup_date"], raw["signup_date"], file=file, column="signup_date")
     if "acquisition_channel" in raw.columns:
         frame["acquisition_channel"] = raw["acquisition_channel"].astype("string")
     if "acquisition_cost" in raw.columns:
@@ -336,11 +413,21 @@ def _validate_customers(
                 file=file,
                 column="acquisition_cost",
                 examples=frame.loc[neg, "acquisition_cost"].head(5).tolist(),
+                hint="fix these costs: what acquiring a customer cost is 0 or more",
             )
     if "referred_by" in raw.columns:
         frame["referred_by"] = _normalize_ids(raw["referred_by"])
     frame = frame[~missing]
     dup = frame["customer_id"].duplicated(keep="first")
+    if dup.any() and policies is not None and policies.duplicate_customer_id == "error":
+        raise DataValidationError(
+            f"{int(dup.sum())} row(s) repeat a customer id of an earlier row",
+            file=file,
+            column="customer_id",
+            examples=frame.loc[dup, "customer_id"].unique()[:5],
+            hint="keep one row per customer, or set data.policies.duplicate_customer_id: drop to "
+            "keep the first row of each",
+        )
     report.add("customers", "duplicate_customer_id", "dropped", int(dup.sum()))
     frame = frame[~dup].sort_values("customer_id").reset_index(drop=True)
     frame["customer_id"] = frame["customer_id"].astype(str)
@@ -371,6 +458,7 @@ def _validate_interactions(
         fmt=date_format,
         timezone=timezone,
     )
+    _check_plausible_dates(frame["timestamp"], raw["timestamp"], file=file, column="timestamp")
     frame["kind"] = raw["kind"].astype("string").str.strip().str.lower()
     unknown = ~frame["kind"].isin(INTERACTION_KINDS) & ~missing
     if unknown.any():
@@ -394,6 +482,7 @@ def _validate_interactions(
                 file=file,
                 column="score",
                 examples=frame.loc[bad, "score"].head(5).tolist(),
+                hint=f"{kind} answers range from {lo} to {hi}; fix the scores or the kind",
             )
     frame = frame[~missing].sort_values(["customer_id", "timestamp"], kind="stable")
     frame = frame.reset_index(drop=True)
@@ -441,6 +530,7 @@ def validate_tables(
             config.customers.date_format,
             config.timezone,
             report,
+            config.policies,
         )
     if interactions is not None and config.interactions is not None:
         inter = _validate_interactions(

@@ -13,17 +13,58 @@ from customer_value.features.build import build_features
 from customer_value.features.catalog import feature_catalog
 from customer_value.pipelines.data import ensure_data, load_data
 
-__all__ = ["run_features", "resolve_as_of"]
+__all__ = ["run_features", "resolve_as_of", "parse_as_of"]
 
 
-def resolve_as_of(as_of: str | None, transactions: pd.DataFrame) -> pd.Timestamp:
-    """The given date, or the last transaction day when none is given."""
+def parse_as_of(as_of) -> pd.Timestamp | None:
+    """The cutoff as a naive day, checked before any work; None stays None (the last data day).
+
+    Text must be ISO 8601 (``2024-06-30``): ``pd.Timestamp`` alone would read ``31/12/2023`` as a
+    day-first date and ``01/02/2024`` as January 2, silently choosing a cutoff the user did not
+    mean. A timezone is refused because the data's timestamps are naive (see ``data.timezone``).
+
+    Parameters
+    ----------
+    as_of : str, date-like or None
+        ``--as-of`` as typed, or a date/Timestamp from code.
+
+    Returns
+    -------
+    Timestamp or None
+
+    Raises
+    ------
+    UserError
+        Not an ISO date, or one with a timezone.
+
+    Examples
+    --------
+    >>> parse_as_of("2024-06-30")
+    Timestamp('2024-06-30 00:00:00')
+    """
     if as_of is None:
-        return transactions["timestamp"].max().normalize()
+        return None
     try:
-        return pd.Timestamp(as_of).normalize()
-    except (ValueError, TypeError):
+        if isinstance(as_of, str):
+            when = pd.to_datetime(as_of.strip(), format="ISO8601")
+        else:
+            when = pd.Timestamp(as_of)
+    except (ValueError, TypeError, OverflowError):
         raise UserError(f"--as-of {as_of!r} is not a date", hint="use YYYY-MM-DD") from None
+    if pd.isna(when):
+        raise UserError(f"--as-of {as_of!r} is not a date", hint="use YYYY-MM-DD") from None
+    if when.tzinfo is not None:
+        raise UserError(
+            f"--as-of {as_of!r} has a timezone, but the data's timestamps have none",
+            hint="use YYYY-MM-DD (dates are in data.timezone, or as written in the files)",
+        )
+    return when.normalize()
+
+
+def resolve_as_of(as_of, transactions: pd.DataFrame) -> pd.Timestamp:
+    """The given date, or the last transaction day when none is given."""
+    when = parse_as_of(as_of)
+    return transactions["timestamp"].max().normalize() if when is None else when
 
 
 def run_features(config: Config, as_of: str | None, output: Path) -> tuple[pd.DataFrame, pd.Timestamp]:
@@ -32,6 +73,9 @@ def run_features(config: Config, as_of: str | None, output: Path) -> tuple[pd.Da
         raise UserError(
             "unsupported output extension", where=str(output), hint="use .parquet, .csv or .csv.gz"
         )
+    # Every argument is checked before anything is simulated, read or written.
+    io.check_writable(output, "--output")
+    parse_as_of(as_of)
     ensure_data(config)
     loaded = load_data(config)
     when = resolve_as_of(as_of, loaded.data.transactions)

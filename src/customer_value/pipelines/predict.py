@@ -27,7 +27,8 @@ from customer_value.features.build import (
     projection_ratio,
 )
 from customer_value.modeling.value import customer_value
-from customer_value.pipelines.data import load_data
+from customer_value.pipelines.data import check_tracking_store, load_data
+from customer_value.pipelines.features import parse_as_of
 from customer_value.validate import ValidatedData
 
 __all__ = [
@@ -87,7 +88,8 @@ class ChampionModels:
 
 def load_models(config: Config, alias: str = "champion") -> ChampionModels:
     """Load ``<prefix>-{churn,clv,personas}@alias`` from the configured registry only."""
-    tracking.setup(config.tracking, config.tracking.experiment or config.project.name)
+    # Read only: the registry does not need the experiment, and predict must not create it.
+    tracking.setup(config.tracking, config.tracking.experiment or config.project.name, create=False)
     names = tracking.model_names(config.tracking.model_prefix)
     names.pop("pipeline")
     models, versions, runs = {}, {}, {}
@@ -370,17 +372,17 @@ def run_predict(
             where=output,
             hint="use a .parquet or .csv file, or a database URL such as sqlite:///p.db",
         )
+    # Preflight, before the store is opened (which would create an empty one) or data is read:
+    # the output can be written, --as-of is a date, the store exists and answers.
+    if "://" not in output and not output.startswith("table:"):
+        io.check_writable(output, "--output", folder_ok=config.engine == "spark")
+    wanted = parse_as_of(as_of)
+    check_tracking_store(config.tracking, must_exist=True)
     models = load_models(config, alias)
     if config.engine == "spark":
         return _run_predict_spark(config, as_of, alias, output, models)
     tables = load_data(config).data
-    if as_of is None:
-        when = tables.transactions["timestamp"].max().normalize()
-    else:
-        try:
-            when = pd.Timestamp(as_of).normalize()
-        except (ValueError, TypeError):
-            raise UserError(f"--as-of {as_of!r} is not a date", hint="use YYYY-MM-DD") from None
+    when = tables.transactions["timestamp"].max().normalize() if wanted is None else wanted
     bar = None
     if progress_bar:
         from tqdm import tqdm
