@@ -42,7 +42,14 @@ CHARTS = {
     "personas": ["personas"],
     "churn": ["gain", "lift", "reliability"],
     "clv": ["gain", "lift", "deciles"],
-    "shap": ["churn_importance", "clv_importance", "churn_beeswarm", "clv_beeswarm"],
+    "shap": [
+        "churn_importance",
+        "clv_importance",
+        "churn_beeswarm",
+        "clv_beeswarm",
+        "churn_persona_shap",
+        "clv_persona_shap",
+    ],
 }
 
 

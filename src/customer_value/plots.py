@@ -16,7 +16,9 @@ __all__ = [
     "reliability",
     "gain_chart",
     "decile_chart",
+    "lift_chart",
     "persona_chart",
+    "persona_shap_heatmap",
     "metric_bars",
 ]
 
@@ -109,6 +111,34 @@ def gain_chart(gains: dict[str, np.ndarray], title: str) -> Figure:
     ax.set_ylabel("share of outcome captured")
     ax.set_title(title)
     ax.legend()
+    return fig
+
+
+def persona_shap_heatmap(mean_shap: pd.DataFrame, features: list[str], title: str) -> Figure:
+    """Mean SHAP per persona (rows) and feature (columns): what drives each persona, and which way.
+
+    ``mean_shap`` has a ``persona`` column and one column per feature; red raises the prediction,
+    blue lowers it, on a scale symmetric around 0.
+    """
+    table = mean_shap.set_index("persona")[features]
+    values = table.to_numpy(dtype=float)
+    fig, ax = _fig(1.1 * len(features) + 2.5, 0.55 * len(table) + 1.8)
+    limit = float(np.nanmax(np.abs(values))) or 1.0
+    image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    ax.set_xticks(range(len(features)), features, rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(len(table)), table.index, fontsize=9)
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(
+            j,
+            i,
+            f"{v:+.2f}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if abs(v) > 0.6 * limit else "black",
+        )
+    fig.colorbar(image, ax=ax, label="mean SHAP (margin units)")
+    ax.set_title(title)
     return fig
 
 

@@ -460,6 +460,14 @@ def run_train(
                 )
                 show(plots.importance_bar(imp, f"{task}: mean |SHAP|"), f"shap/{task}_importance.png")
                 show(
+                    plots.persona_shap_heatmap(
+                        _persona_mean_shap(all_contrib[task], persona),
+                        list(imp["feature"].head(10)),
+                        f"{task}: mean SHAP per persona (top 10 features)",
+                    ),
+                    f"shap/{task}_persona_shap.png",
+                )
+                show(
                     plots.beeswarm(c, oot.loc[shap_idx], f"{task}: SHAP values"),
                     f"shap/{task}_beeswarm.png",
                 )
