@@ -13,7 +13,7 @@ ONLINE_RETAIL = (
     REPO.parent / "shared" / "data" / "online_retail" / "online_retail_2010-12_2011-12.csv.gz"
 )
 
-# Files a test run leaves for people to look at (screenshots, executed notebooks); CI keeps them.
+# Files a test run leaves for people to look at (screenshots, executed notebooks, figures).
 ARTIFACTS = Path(os.environ.get("CUSTOMER_VALUE_TEST_ARTIFACTS", REPO / "reports" / "test-artifacts"))
 
 
