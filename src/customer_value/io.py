@@ -23,6 +23,7 @@ import pandas as pd
 
 from customer_value.config import SourceConfig
 from customer_value.errors import DataValidationError
+from customer_value.processes import pid_alive
 
 __all__ = [
     "atomic_path",
@@ -317,18 +318,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
 def _remove_orphans(target: Path) -> None:
     """Delete temp files of ``target`` left by writers that were killed (their pid is gone)."""
-    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
-        parts = tmp.name[len(target.name) + 2 :].split(".")
-        try:
-            pid = int(parts[0])
-        except (ValueError, IndexError):
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except PermissionError:  # alive, owned by someone else
-            continue
+    for tmp in orphaned_temp_files(target.parent, target.name):
+        tmp.unlink(missing_ok=True)
 
 
 def check_writable(target: str | Path, option: str = "the output path", folder_ok: bool = False) -> None:
@@ -400,26 +391,21 @@ def write_text(text: str, target: str | Path) -> Path:
     return target
 
 
-def orphaned_temp_files(folder: str | Path) -> list[Path]:
-    """Temp files in ``folder`` left by :func:`atomic_path` writers that were killed.
+def orphaned_temp_files(folder: str | Path, name: str | None = None) -> list[Path]:
+    """Temp files in ``folder`` (of the target ``name``, or any) left by killed writers.
 
-    Their names carry the writer's pid (``.<name>.<pid>.<random>.tmp``); a file whose pid no
-    longer runs belongs to a dead writer. The next write of the same target removes its own
-    orphans anyway; ``customer-value doctor`` uses this to clean a whole folder.
+    :func:`atomic_path` names them ``.<name>.<pid>.<random>.tmp``; a file whose pid no longer runs
+    belongs to a dead writer. Each write removes its own target's orphans; ``customer-value
+    doctor`` cleans a whole folder.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return []
     out = []
-    for tmp in sorted(folder.glob(".*.tmp")):
+    for tmp in sorted(folder.glob(f".{name}.*.tmp" if name else ".*.tmp")):
+        # The pid is the last all-digit part before the random part and "tmp".
         parts = tmp.name[1:].split(".")
         pid = next((int(p) for p in reversed(parts[:-2]) if p.isdigit()), None)
-        if pid is None:
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if pid is not None and not pid_alive(pid):
             out.append(tmp)
-        except PermissionError:  # alive, owned by someone else
-            continue
     return out

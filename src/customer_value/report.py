@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["figure_png", "figure_to_data_uri", "png_data_uri", "render_report"]
+__all__ = ["figure_png", "png_data_uri", "render_report"]
 
 _CSS = " ".join(
     [
@@ -44,11 +44,6 @@ def figure_png(fig: Figure) -> bytes:
 def png_data_uri(png: bytes) -> str:
     """A PNG data URI (so the page needs no network and no files)."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def figure_to_data_uri(fig: Figure) -> str:
-    """A PNG data URI of a matplotlib figure."""
-    return png_data_uri(figure_png(fig))
 
 
 def _table(frame: pd.DataFrame, digits: int = 4) -> str:

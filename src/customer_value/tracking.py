@@ -9,6 +9,7 @@ never by the deprecated stages.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io as _io
 import json
 import logging
@@ -22,10 +23,12 @@ import pandas as pd
 
 from customer_value.config import TrackingConfig
 from customer_value.errors import UserError
+from customer_value.processes import pid_alive, process_start
 
 __all__ = [
     "MODEL_KINDS",
     "model_names",
+    "check_store",
     "setup",
     "start_run",
     "log_params",
@@ -97,6 +100,73 @@ def _mlflow():
     return mlflow
 
 
+def check_store(tracking: TrackingConfig, *, must_exist: bool = False, timeout_s: float = 5.0) -> None:
+    """Fail fast, before any work or write, when the tracking store cannot serve this job.
+
+    A tracking server that does not answer would otherwise surface only after the data and
+    snapshot steps, and then after MLflow's HTTP retries with backoff (minutes). A local store
+    that does not exist yet cannot hold a champion: opening it to look would create it.
+
+    Parameters
+    ----------
+    tracking : TrackingConfig
+        The configured store.
+    must_exist : bool
+        True for jobs that only read the registry (predict): a missing local store is an error
+        instead of being created.
+    timeout_s : float
+        Seconds to wait for a TCP connection to an ``http(s)`` server.
+
+    Raises
+    ------
+    UserError
+        The server refuses or does not answer, or the local store is missing; the message names
+        the URI with any password hidden.
+    """
+    import socket
+    import urllib.parse
+    import urllib.request
+
+    uri = tracking.tracking_uri
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        host = parts.hostname or ""
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            port = None
+        if port is None:
+            raise UserError(
+                "the tracking URI has an invalid port",
+                where=f"tracking URI {redact(uri)}",
+                hint="fix tracking.uri in the config, e.g. http://127.0.0.1:5000",
+            )
+        # Behind a proxy only the proxy is reachable directly: leave the probe to MLflow there.
+        if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host):
+            return
+        try:
+            socket.create_connection((host, port), timeout=timeout_s).close()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise UserError(
+                f"cannot reach the MLflow tracking server ({reason})",
+                where=f"tracking URI {redact(uri)}",
+                hint="start the server (e.g. `mlflow server`), fix tracking.uri in the config, or "
+                "remove tracking.uri to use the local SQLite store at tracking.db_path",
+            ) from None
+    elif must_exist and parts.scheme in ("sqlite", "file", ""):
+        # sqlite:////abs/path.db -> /abs/path.db; file:///abs/mlruns -> /abs/mlruns.
+        local = uri[len("sqlite:///") :] if parts.scheme == "sqlite" else parts.path
+        if local and local != ":memory:" and not Path(local).exists():
+            raise UserError(
+                "no champion: the tracking store does not exist yet, so no model has been trained "
+                "into it",
+                where=f"tracking store {redact(local)}",
+                hint="run `make train` (or `customer-value train --config ...`) first, or point "
+                "tracking.db_path (or tracking.uri) at the store that holds your models",
+            )
+
+
 def setup(config: TrackingConfig, experiment: str, create: bool = True) -> str | None:
     """Point MLflow at the configured store and experiment; return the experiment id.
 
@@ -135,18 +205,6 @@ def setup(config: TrackingConfig, experiment: str, create: bool = True) -> str |
     return exp_id
 
 
-def _proc_start(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), or None without /proc.
-
-    With the pid it identifies a process across pid reuse.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
 def process_identity() -> dict[str, str]:
     """Tags that let a later process tell whether the process that started a run still runs."""
     import os
@@ -156,37 +214,21 @@ def process_identity() -> dict[str, str]:
     return {
         "process.host": socket.gethostname(),
         "process.pid": str(pid),
-        "process.start": _proc_start(pid) or "",
+        "process.start": process_start(pid) or "",
     }
 
 
 def process_alive(tags: Mapping[str, str]) -> bool | None:
     """Whether the process recorded in a run's tags still runs: True, False, or None (unknown).
 
-    None when the run was started on another host or has no process tags (an older run).
-    A zombie (killed, not yet reaped by its parent) counts as dead; so does a new process that
-    reuses the pid (its start time differs).
+    None when the run was started on another host or has no process tags (an older run); see
+    :func:`customer_value.processes.pid_alive` for zombies and pid reuse.
     """
-    import os
     import socket
 
     if tags.get("process.host") != socket.gethostname() or not tags.get("process.pid"):
         return None
-    pid = int(tags["process.pid"])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        pass
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return True  # no /proc: trust kill(0)
-    if fields[0] in ("Z", "X"):
-        return False
-    started = tags.get("process.start")
-    return not started or started == fields[19]
+    return pid_alive(int(tags["process.pid"]), tags.get("process.start") or None)
 
 
 @contextlib.contextmanager
@@ -285,7 +327,8 @@ def log_dataset(frame: pd.DataFrame, name: str, context: str, targets: str | Non
         mlflow.log_input(ds, context=context)
 
 
-def _pip_requirements() -> list[str]:
+@functools.cache
+def _pip_requirements() -> tuple[str, ...]:
     """The scoring environment, pinned to what is installed here.
 
     Stated instead of inferred: MLflow's inference imports the model in a subprocess per model
@@ -309,7 +352,7 @@ def _pip_requirements() -> list[str]:
             out.append(f"{pkg}=={version(pkg)}")
         except PackageNotFoundError:
             continue
-    return out
+    return tuple(out)
 
 
 def log_sklearn_model(
@@ -339,7 +382,7 @@ def log_sklearn_model(
                 input_example=input_example,
                 serialization_format="cloudpickle",
                 registered_model_name=registered_name,
-                pip_requirements=_pip_requirements(),
+                pip_requirements=list(_pip_requirements()),
             )
     finally:
         mlflow_logger.setLevel(level)
@@ -389,7 +432,7 @@ def log_pipeline_model(
             name="pipeline_model",
             python_model=cls(dict(models), dict(config), dict(versions), run_id),
             registered_model_name=registered_name,
-            pip_requirements=_pip_requirements(),
+            pip_requirements=list(_pip_requirements()),
         )
     version = getattr(info, "registered_model_version", None)
     return str(version) if version is not None else None
@@ -449,6 +492,30 @@ def _run_record(run) -> dict[str, Any]:
     }
 
 
+def _search(experiment_ids: list[str], filter_string: str, newest_first: bool = False) -> Iterator[Any]:
+    """Every run matching ``filter_string``, page after page (MLflow returns at most 1,000 a page)."""
+    client = _mlflow().MlflowClient()
+    order = ["attributes.start_time DESC"] if newest_first else None
+    page_token = None
+    while True:
+        page = client.search_runs(
+            experiment_ids, filter_string, order_by=order, max_results=1000, page_token=page_token
+        )
+        yield from page
+        page_token = page.token
+        if not page_token:
+            return
+
+
+def _experiment_ids(experiment: str | None) -> list[str]:
+    """The id of ``experiment`` (none if it does not exist), or of every experiment for None."""
+    mlflow = _mlflow()
+    if experiment is None:
+        return [e.experiment_id for e in mlflow.MlflowClient().search_experiments()]
+    exp = mlflow.get_experiment_by_name(experiment)
+    return [] if exp is None else [exp.experiment_id]
+
+
 def latest_run(experiment: str, run_name_prefix: str = "train ") -> dict[str, Any] | None:
     """The newest finished top-level run of ``experiment`` whose name starts with the prefix.
 
@@ -456,29 +523,13 @@ def latest_run(experiment: str, run_name_prefix: str = "train ") -> dict[str, An
     Nested runs (per task, per trial, per backtest cutoff) are skipped: the record is the one a
     reviewer opens in the UI.
     """
-    mlflow = _mlflow()
-    exp = mlflow.get_experiment_by_name(experiment)
-    if exp is None:
-        return None
-    client = mlflow.MlflowClient()
-    page_token = None
-    while True:
-        page = client.search_runs(
-            [exp.experiment_id],
-            filter_string="attributes.status = 'FINISHED'",
-            order_by=["attributes.start_time DESC"],
-            max_results=200,
-            page_token=page_token,
-        )
-        for run in page:
-            tags = run.data.tags
-            if "mlflow.parentRunId" in tags:
-                continue
-            if (run.info.run_name or "").startswith(run_name_prefix):
-                return _run_record(run)
-        page_token = page.token
-        if not page_token:
-            return None
+    ids = _experiment_ids(experiment)
+    for run in _search(ids, "attributes.status = 'FINISHED'", newest_first=True) if ids else ():
+        if "mlflow.parentRunId" not in run.data.tags and (run.info.run_name or "").startswith(
+            run_name_prefix
+        ):
+            return _run_record(run)
+    return None
 
 
 def get_run(run_id: str) -> dict[str, Any]:
@@ -528,26 +579,9 @@ def load_run_model(run_id: str, name: str):
 
 def unfinished_runs() -> list[dict[str, Any]]:
     """Every RUNNING run of the store, each with ``alive`` (True, False or None = cannot tell)."""
-    client = _mlflow().MlflowClient()
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    out = []
-    if not experiments:
-        return out
-    page_token = None
-    while True:
-        page = client.search_runs(
-            experiments,
-            filter_string="attributes.status = 'RUNNING'",
-            max_results=1000,
-            page_token=page_token,
-        )
-        for run in page:
-            record = _run_record(run)
-            record["alive"] = process_alive(record["tags"])
-            out.append(record)
-        page_token = page.token
-        if not page_token:
-            return out
+    ids = _experiment_ids(None)
+    records = [_run_record(r) for r in (_search(ids, "attributes.status = 'RUNNING'") if ids else ())]
+    return [{**r, "alive": process_alive(r["tags"])} for r in records]
 
 
 def mark_killed(run_id: str, note: str) -> None:
@@ -591,24 +625,27 @@ def alias_holders(prefix: str) -> list[dict[str, str]]:
     return out
 
 
+def encode_moves(moves: list[tuple[str, str, str]]) -> str:
+    """``[(name, alias, version)]`` as the ``aliases.pending`` tag: ``name@alias=v3;...``."""
+    return ";".join(f"{n}@{a}=v{v}" for n, a, v in moves)
+
+
+def decode_moves(text: str) -> list[tuple[str, str, str]]:
+    """The inverse of :func:`encode_moves`."""
+    out = []
+    for move in filter(None, text.split(";")):
+        target, version = move.rsplit("=v", 1)
+        name, alias = target.rsplit("@", 1)
+        out.append((name, alias, version))
+    return out
+
+
 def pending_alias_moves(experiment: str) -> list[dict[str, Any]]:
     """Finished runs whose alias moves were interrupted (``aliases.pending`` without ``applied``)."""
-    mlflow = _mlflow()
-    exp = mlflow.get_experiment_by_name(experiment)
-    if exp is None:
-        return []
-    client = mlflow.MlflowClient()
-    runs = client.search_runs(
-        [exp.experiment_id],
-        filter_string="attributes.status = 'FINISHED' and tags.`aliases.pending` != ''",
-        order_by=["attributes.start_time DESC"],
-        max_results=1000,
-    )
-    out = []
-    for run in runs:
-        if run.data.tags.get("aliases.applied") != "true":
-            out.append(_run_record(run))
-    return out
+    ids = _experiment_ids(experiment)
+    wanted = "attributes.status = 'FINISHED' and tags.`aliases.pending` != ''"
+    runs = _search(ids, wanted, newest_first=True) if ids else ()
+    return [_run_record(r) for r in runs if r.data.tags.get("aliases.applied") != "true"]
 
 
 def current_alias_version(name: str, alias: str) -> int | None:

@@ -22,7 +22,7 @@ from customer_value.errors import UserError
 from customer_value.features.build import Vocabulary, build_feature_set, projection_ratio
 from customer_value.features.labels import build_labels
 from customer_value.modeling import evaluate
-from customer_value.pipelines.data import check_tracking_store, ensure_data, load_data
+from customer_value.pipelines.data import ensure_data, load_data
 from customer_value.pipelines.train import churn_baselines, clv_baselines, run_train
 
 __all__ = ["BacktestResult", "run_backtest", "bootstrap_ci"]
@@ -116,7 +116,7 @@ def run_backtest(
     # Backtest models are for measurement only: they never enter the registry.
     config = config.model_copy(deep=True)
     config.tracking.register_models = False
-    check_tracking_store(config.tracking)  # an unreachable server fails now, not after the data
+    tracking.check_store(config.tracking)  # an unreachable server fails now, not after the data
     ensure_data(config)
     tables = load_data(config).data
     last = tables.transactions["timestamp"].max().normalize()

@@ -1,17 +1,14 @@
-"""Simulate, load and validate: the data stage of every job, and the checks it runs first."""
+"""Simulate, load and validate: the data stage of every job."""
 
 from __future__ import annotations
 
 import json
-import socket
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from customer_value import io
-from customer_value.config import Config, SimulationConfig, TrackingConfig
-from customer_value.errors import ConfigError, UserError
+from customer_value.config import Config, SimulationConfig
+from customer_value.errors import ConfigError
 from customer_value.synthetic import SimulatedBase, simulate_base
 from customer_value.validate import ValidatedData, ValidationReport, validate_tables
 
@@ -21,7 +18,6 @@ __all__ = [
     "run_simulation",
     "simulation_paths",
     "ensure_data",
-    "check_tracking_store",
 ]
 
 
@@ -95,69 +91,3 @@ def load_data(config: Config) -> LoadedData:
     inter = io.read_source(dc.interactions) if dc.interactions is not None else None
     data, report = validate_tables(tx, dc, customers=cust, interactions=inter)
     return LoadedData(data, report)
-
-
-def check_tracking_store(tracking: TrackingConfig, *, must_exist: bool = False, timeout_s: float = 5.0):
-    """Fail fast, before any work or write, when the tracking store cannot serve this job.
-
-    A tracking server that does not answer would otherwise surface only after the data and
-    snapshot steps, and then after MLflow's HTTP retries with backoff (minutes). A local store
-    that does not exist yet cannot hold a champion: opening it to look would create it.
-
-    Parameters
-    ----------
-    tracking : TrackingConfig
-        The configured store.
-    must_exist : bool
-        True for jobs that only read the registry (predict): a missing local store is an error
-        instead of being created.
-    timeout_s : float
-        Seconds to wait for a TCP connection to an ``http(s)`` server.
-
-    Raises
-    ------
-    UserError
-        The server refuses or does not answer, or the local store is missing; the message names
-        the URI with any password hidden.
-    """
-    # The redaction lives with the rest of the MLflow code; importing it does not import mlflow.
-    from customer_value.tracking import redact
-
-    uri = tracking.tracking_uri
-    parts = urllib.parse.urlsplit(uri)
-    if parts.scheme in ("http", "https"):
-        host = parts.hostname or ""
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            port = None
-        if port is None:
-            raise UserError(
-                "the tracking URI has an invalid port",
-                where=f"tracking URI {redact(uri)}",
-                hint="fix tracking.uri in the config, e.g. http://127.0.0.1:5000",
-            )
-        # Behind a proxy only the proxy is reachable directly: leave the probe to MLflow there.
-        if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host):
-            return
-        try:
-            socket.create_connection((host, port), timeout=timeout_s).close()
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise UserError(
-                f"cannot reach the MLflow tracking server ({reason})",
-                where=f"tracking URI {redact(uri)}",
-                hint="start the server (e.g. `mlflow server`), fix tracking.uri in the config, or "
-                "remove tracking.uri to use the local SQLite store at tracking.db_path",
-            ) from None
-    elif must_exist and parts.scheme in ("sqlite", "file", ""):
-        # sqlite:////abs/path.db -> /abs/path.db; file:///abs/mlruns -> /abs/mlruns.
-        local = uri[len("sqlite:///") :] if parts.scheme == "sqlite" else parts.path
-        if local and local != ":memory:" and not Path(local).exists():
-            raise UserError(
-                "no champion: the tracking store does not exist yet, so no model has been trained "
-                "into it",
-                where=f"tracking store {redact(local)}",
-                hint="run `make train` (or `customer-value train --config ...`) first, or point "
-                "tracking.db_path (or tracking.uri) at the store that holds your models",
-            )

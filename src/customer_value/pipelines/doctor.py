@@ -79,6 +79,7 @@ def run_doctor(config: Config, fix: bool = True, folders=()) -> DoctorReport:
         )
         return report
     experiment = tc.experiment or config.project.name
+    tracking.check_store(tc)  # a server that does not answer: a clear error, not minutes of retries
     tracking.setup(tc, experiment)
     if uri.startswith("sqlite:///"):
         result = tracking.sqlite_integrity(uri)
@@ -103,11 +104,8 @@ def run_doctor(config: Config, fix: bool = True, folders=()) -> DoctorReport:
             )
 
     for run in tracking.pending_alias_moves(experiment):
-        moves = [m for m in run["tags"]["aliases.pending"].split(";") if m]
         done = []
-        for move in moves:
-            target, version = move.rsplit("=v", 1)
-            name, alias = target.rsplit("@", 1)
+        for name, alias, version in tracking.decode_moves(run["tags"]["aliases.pending"]):
             current = tracking.current_alias_version(name, alias)
             # Roll forward only: a newer run may have moved the alias since.
             if current is None or current < int(version):

@@ -27,7 +27,7 @@ from customer_value.features.build import (
     projection_ratio,
 )
 from customer_value.modeling.value import customer_value
-from customer_value.pipelines.data import check_tracking_store, load_data
+from customer_value.pipelines.data import load_data
 from customer_value.pipelines.features import parse_as_of
 from customer_value.validate import ValidatedData
 
@@ -377,7 +377,7 @@ def run_predict(
     if "://" not in output and not output.startswith("table:"):
         io.check_writable(output, "--output", folder_ok=config.engine == "spark")
     wanted = parse_as_of(as_of)
-    check_tracking_store(config.tracking, must_exist=True)
+    tracking.check_store(config.tracking, must_exist=True)
     models = load_models(config, alias)
     if config.engine == "spark":
         return _run_predict_spark(config, as_of, alias, output, models)

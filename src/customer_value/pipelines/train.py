@@ -31,7 +31,7 @@ from customer_value.modeling.gbm import CHURN_MONOTONE, CLV_MONOTONE, ChurnModel
 from customer_value.modeling.personas import PersonaModel
 from customer_value.modeling.tuning import split_by_customer, tune
 from customer_value.modeling.value import customer_value, persona_value
-from customer_value.pipelines.data import check_tracking_store, ensure_data, load_data
+from customer_value.pipelines.data import ensure_data, load_data
 from customer_value.pipelines.doctor import reap_dead_runs
 from customer_value.pipelines.features import parse_as_of
 from customer_value.validate import ValidatedData
@@ -154,7 +154,7 @@ def run_train(
     # 0. Preflight: arguments and the tracking store are checked before anything is simulated,
     # read or written, so a typo or a server that is down fails in seconds with nothing left behind.
     wanted = parse_as_of(as_of)
-    check_tracking_store(config.tracking)
+    tracking.check_store(config.tracking)
 
     # 1. Data -------------------------------------------------------------------------------------
     step(1, "data: simulate if needed, read and validate")
@@ -557,7 +557,7 @@ def run_train(
             tracking.set_tags(
                 {
                     "status": "finished",
-                    "aliases.pending": ";".join(f"{n}@{a}=v{v}" for n, a, v in moves),
+                    "aliases.pending": tracking.encode_moves(moves),
                     **{f"model_version.{k}": str(v) for k, v in versions.items()},
                 }
             )
