@@ -7,21 +7,62 @@ CONFIG ?= configs/default.yaml
 CV     := $(BIN)/customer-value
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser notebooks doctor simulate validate features catalog train predict ui test test-fast lint bench bench-features bench-predict backtest clean
+.PHONY: help install lock browser notebooks doctor simulate validate features catalog train predict ui test test-fast lint bench bench-features bench-predict backtest clean
 
 help: ## Show the targets with one line each
 	@echo "customer_value — make targets:"
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
-# The venv is (re)built when pyproject.toml changes; later runs start at once.
-$(STAMP): pyproject.toml
+# Installs use the committed pins: requirements.lock (dev + spark extras, every transitive package)
+# and requirements-bench.lock (the bench extra). uv installs them when it can: it is bootstrapped
+# from PyPI at a pinned version into $(VENV)/.uv-$(UV_VERSION), outside the venv's packages; pip
+# installs the same pins when uv is unavailable or fails, or always with INSTALLER=pip.
+LOCK        := requirements.lock
+BENCH_LOCK  := requirements-bench.lock
+BENCH_STAMP := $(VENV)/.bench-stamp
+UV_VERSION  := 0.13.9
+UV          := $(VENV)/.uv-$(UV_VERSION)/bin/uv
+INSTALLER   ?= uv
+PIP         := $(BIN)/python -m pip --disable-pip-version-check
+UV_BOOTSTRAP = { test -x $(UV) || $(PIP) install --quiet --target $(VENV)/.uv-$(UV_VERSION) uv==$(UV_VERSION); }
+
+# install_lock LOCKFILE,UV-VERB (sync, or install -r): uv (falls back to pip), then the project itself (editable, no deps).
+define install_lock
+if [ "$(INSTALLER)" = uv ] && $(UV_BOOTSTRAP) \
+   && $(UV) pip $(2) $(1) --quiet --python $(BIN)/python \
+   && $(UV) pip install --quiet --python $(BIN)/python --no-deps -e .; then \
+  echo "  installed $(1) with uv $(UV_VERSION)"; \
+else \
+  if [ "$(INSTALLER)" = uv ]; then echo "  uv unavailable or failed: installing the same pins with pip"; fi; \
+  $(PIP) install --quiet -r $(1) && $(PIP) install --quiet --no-deps -e . \
+    && echo "  installed $(1) with pip"; \
+fi
+endef
+
+# The venv is (re)synced to the lock when pyproject.toml or the lock changes; later runs start at once.
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "customer_value needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "Installing customer_value and its dependencies into $(VENV) (first run only)..."
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,spark]'
+	@echo "Installing customer_value and its pinned dependencies ($(LOCK)) into $(VENV)..."
+	@$(call install_lock,$(LOCK),sync)
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the project (editable, with dev and spark extras)
+install: $(STAMP) ## Create .venv; install the project and requirements.lock (uv, else pip; INSTALLER=pip)
+
+$(BENCH_STAMP): $(STAMP) $(BENCH_LOCK)
+	@echo "Installing the bench extra ($(BENCH_LOCK)) into $(VENV)..."
+	@$(call install_lock,$(BENCH_LOCK),install -r)
+	@touch $(BENCH_STAMP)
+
+# Re-resolve the locks after a dependency change in pyproject.toml: versions already pinned stay
+# unless they must move; UPGRADE=1 takes the newest versions the ranges allow. Review, then commit.
+LOCK_FLAGS = --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 --custom-compile-command 'make lock'
+lock: ## Re-resolve the lock files after a pyproject.toml change (UPGRADE=1: newest allowed)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(UV_BOOTSTRAP)
+	$(UV) pip compile $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade,) --extra dev --extra spark pyproject.toml -o $(LOCK)
+	$(PYTHON) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))' \
+	  | $(UV) pip compile $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade,) -c $(LOCK) - -o $(BENCH_LOCK)
 
 simulate: $(STAMP) ## Simulate the default customer base (data/raw) and its ground truth (data/truth)
 	$(CV) simulate --config $(CONFIG)
@@ -67,15 +108,13 @@ notebooks: $(STAMP) ## Open the notebooks in JupyterLab on 127.0.0.1 (installs j
 test-fast: $(STAMP) ## Run the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"
 
-bench-features: $(STAMP) ## Feature building on 1M and 10M transactions vs lifetimes and DuckDB
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
-	$(BIN)/python benchmarks/bench_features.py --sizes 1000000,10000000 --out reports/bench_features.md
+bench-features: $(BENCH_STAMP) ## Feature building on 1M and 10M transactions vs lifetimes and DuckDB
+	$(BIN)/python benchmarks/bench_features.py --sizes 1000000,10000000 --out reports/bench_features.md --readme README.md
 
 bench-predict: $(STAMP) ## Scoring 1M customers with and without reason codes
 	$(BIN)/python benchmarks/bench_predict.py --customers 1000000 --out reports/bench_predict.md
 
-bench: $(STAMP) ## All benchmarks and backtests side by side -> reports/bench.md (< 20 min on 2 cores)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+bench: $(BENCH_STAMP) ## All benchmarks and backtests side by side -> reports/bench.md (< 20 min on 2 cores)
 	$(BIN)/python benchmarks/bench.py
 
 backtest: $(STAMP) ## Rolling out-of-time backtest (CONFIG=..., CUTOFFS=d1,d2)

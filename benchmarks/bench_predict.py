@@ -35,17 +35,17 @@ def _config():
 
 def _models(cfg):
     from customer_value.errors import UserError
-    from customer_value.pipelines.predict import load_models
+    from customer_value.pipelines.predict import load_chain
 
     try:
-        return load_models(cfg)
+        return load_chain(cfg)
     except UserError:
         from customer_value.pipelines.train import run_train
 
         small = cfg.model_copy(deep=True)
         small.churn.tuning.n_trials = small.clv.tuning.n_trials = 5
         run_train(small, say=lambda _m: None)
-        return load_models(cfg)
+        return load_chain(cfg)
 
 
 def features(n: int) -> Path:
@@ -55,19 +55,18 @@ def features(n: int) -> Path:
     import numpy as np
     import pandas as pd
 
-    from customer_value.features.build import Vocabulary, build_feature_set
+    from customer_value.features.build import build_feature_set
     from customer_value.pipelines.data import ensure_data, load_data
 
     cfg = _config()
     ensure_data(cfg)
     models = _models(cfg)
     tables = load_data(cfg).data
-    vocab = models.meta["vocabulary"]
     fs = build_feature_set(
         tables,
         tables.transactions["timestamp"].max(),
-        cfg.features,
-        Vocabulary(tuple(vocab["categories"]), tuple(vocab["channels"])),
+        models.spec.features,
+        models.spec.vocabulary,
     )
     base = fs.frame
     reps = -(-n // len(base))
@@ -84,7 +83,7 @@ def features(n: int) -> Path:
 def worker(mode: str, path: Path, rows: int) -> dict:
     import pandas as pd
 
-    from customer_value.pipelines.predict import score
+    from customer_value.chain import score
 
     warnings.simplefilter("ignore")
     cfg = _config()
@@ -93,7 +92,7 @@ def worker(mode: str, path: Path, rows: int) -> dict:
     loaded = RssSampler.current()
     with RssSampler() as sampler:
         t = time.perf_counter()
-        out = score(feats, models, "2024-06-30", cfg, reasons=mode)
+        out = score(models, feats, "2024-06-30", reasons=mode, chunk_size=cfg.predict.chunk_size)
         seconds = time.perf_counter() - t
     return {
         "mode": mode,
@@ -115,7 +114,7 @@ def agreement(path: Path) -> dict:
     models = _models(cfg)
     feats = pd.read_parquet(path).iloc[:5000]
     out = {}
-    for task, model in (("churn", models.churn), ("clv", models.clv)):
+    for task, model in ((t.name, models.models[t.name]) for t in models.tasks if t.explained):
         x = feats[model.features_]
         exact = top_drivers(model.contributions(x), feats, 3)
         approx = top_drivers(model.contributions(x, approx=True), feats, 3)

@@ -64,8 +64,8 @@ def worker(engine: str, path: Path) -> dict:
         feats = build_features(ValidatedData(tx), tx["timestamp"].max().normalize(), cfg)
         feats.to_parquet(f"{out}.parquet")
         return {"seconds": time.perf_counter() - t, "customers": len(feats)}
-    from customer_value import spark as cvs
     from customer_value.config import SourceConfig
+    from customer_value.engines import spark as cvs
 
     spark = cvs.session("local[2]")
     t = time.perf_counter()

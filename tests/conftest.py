@@ -23,6 +23,14 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def training_set(tables, as_of, cfg):
+    """Training snapshots of every labelled task, exactly as ``train`` builds them (pandas)."""
+    from customer_value.features.build import build_training_set
+    from customer_value.pipelines.train import label_windows
+
+    return build_training_set(tables, as_of, cfg.features, cfg.snapshots, label_windows(cfg))
+
+
 @pytest.fixture
 def make_config(tmp_path):
     """Write a YAML config next to the sources in tmp_path and return its path."""

@@ -195,28 +195,32 @@ def train(
     ] = None,
 ) -> None:
     """The main job: personas, churn and CLV models with baselines, SHAP, tracked in MLflow."""
+    from customer_value.pipelines.features import parse_as_of
     from customer_value.pipelines.train import run_train
 
+    when = parse_as_of(as_of)  # parsed once, here, before the config's data is touched
     cfg = _load(config, set_)
-    result = run_train(cfg, as_of=as_of, say=typer.echo)
+    result = run_train(cfg, as_of=when, say=typer.echo)
     _print_train_summary(cfg, result)
 
 
 def _print_train_summary(cfg, result) -> None:
+    from customer_value import tasks
+
     m = result.metrics
     typer.echo(
         f"\nDone in {result.seconds:.0f}s. Run {result.run_id} "
         f"(experiment {cfg.tracking.experiment or cfg.project.name}, as_of {result.as_of.date()})"
     )
-    show = {
-        "churn": ["roc_auc", "pr_auc", "brier", "lift_top_decile"],
-        "clv": ["normalized_gini", "spearman", "mae", "rmse", "top_decile_capture", "aggregate_error"],
-    }
-    for task, metrics in show.items():
-        sub = m[(m["task"] == task) & (m["metric"].isin(metrics))]
+    for task in tasks.registered():
+        sub = m[m["task"] == task.name]
+        if sub.empty:
+            continue
+        metrics = [k for k in (task.primary, *task.guards) if k in set(sub["metric"])]
+        sub = sub[sub["metric"].isin(metrics)]
         table = sub.pivot(index="model", columns="metric", values="value")[metrics]
-        order = [i for i in table.index if i.startswith("xgboost")] + sorted(
-            i for i in table.index if not i.startswith("xgboost")
+        order = [i for i in table.index if i == task.model_label] + sorted(
+            i for i in table.index if i != task.model_label
         )
         rows = [
             {
@@ -225,7 +229,7 @@ def _print_train_summary(cfg, result) -> None:
             }
             for idx in order
         ]
-        typer.echo(f"\n{task.upper()} on the out-of-time snapshot:")
+        typer.echo(f"\n{task.name.upper()} on the out-of-time snapshot:")
         typer.echo(_format_table(rows, ["model", *metrics], digits=4))
     p = result.personas
     cols = [
@@ -266,18 +270,20 @@ def predict(
     ),
 ) -> None:
     """Score the whole base with the registered models: persona, churn, CLV, value, reasons."""
+    from customer_value import tasks
     from customer_value.pipelines.predict import run_predict
     from customer_value.tracking import redact
 
     cfg = _load(config, set_)
     t = time.perf_counter()
-    frame, where = run_predict(cfg, as_of, alias, output, table)
+    frame, rows_written, where = run_predict(cfg, as_of, alias, output, table, say=typer.echo)
     v = frame.iloc[0]
+    versions = ", ".join(
+        f"{task.name} v{v[f'{task.column_prefix}_model_version']}" for task in tasks.registered()
+    )
     typer.echo(
-        f"Scored {frame.attrs.get('rows', len(frame)):,} customers at {v['as_of'].date()} "
-        f"in {time.perf_counter() - t:.1f}s "
-        f"with churn v{v['churn_model_version']}, CLV v{v['clv_model_version']}, personas "
-        f"v{v['persona_model_version']} (@{alias}) -> {redact(where)}"
+        f"Scored {rows_written:,} customers at {v['as_of'].date()} "
+        f"in {time.perf_counter() - t:.1f}s with {versions} (@{alias}) -> {redact(where)}"
     )
     top = frame.sort_values("retention_rank").head(5)
     rows = [
@@ -285,8 +291,8 @@ def predict(
             "rank": int(r.retention_rank),
             "customer_id": r.customer_id,
             "persona": r.persona,
-            "churn": round(float(r.churn_probability), 3),
-            "clv": round(float(r.predicted_clv), 2),
+            "churn_probability": round(float(r.churn_probability), 3),
+            "predicted_clv": round(float(r.predicted_clv), 2),
             "value_at_risk": round(float(r.value_at_risk), 2),
             "top churn reason": getattr(r, "churn_driver_1_reason", ""),
         }
@@ -326,11 +332,13 @@ def backtest(
 
 
 def _print_backtest(t) -> None:
+    from customer_value import tasks
+
     show = {
-        "churn": ["roc_auc", "pr_auc", "brier", "lift_top_decile"],
-        "clv": ["normalized_gini", "spearman", "mae", "rmse", "aggregate_error"],
-        "transactions": ["aggregate_transactions_error"],
+        task.name: [k for k in task.backtest_metrics if k in (task.primary, *task.guards)]
+        for task in tasks.registered()
     }
+    show["transactions"] = ["aggregate_transactions_error"]
     for task, metrics in show.items():
         sub = t[(t["task"] == task) & t["metric"].isin(metrics)]
         if sub.empty:

@@ -13,6 +13,7 @@ import contextlib
 import gzip
 import operator
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from customer_value.processes import pid_alive
 __all__ = [
     "atomic_path",
     "check_writable",
+    "current_umask",
     "detect_format",
     "read_source",
     "write_frame",
@@ -294,13 +296,20 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` only on success.
 
     The temporary file lives in the same folder so the final ``os.replace`` is atomic on POSIX. On
-    any exception the temporary file is removed and ``target`` is left as it was.
+    any exception the temporary file is removed and ``target`` is left as it was. The new file keeps
+    an existing target's permission bits; a new target gets ``0o666`` less the process umask, as
+    ``open()`` would have created it.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_orphans(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    try:
+        # mkstemp creates 0600; the rename would hand that to the target, hiding a shared output
+        # from its readers. Keep what the target had, or what a plain open() would have created.
+        os.fchmod(fd, _mode_for(target))
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -314,6 +323,32 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _mode_for(target: Path) -> int:
+    """Permission bits for a new version of ``target``: its current ones, else ``0o666 & ~umask``."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows.
+
+    Linux (4.7+) shows it in ``/proc/self/status``. Elsewhere the only way is to set it and put it
+    back, which another thread creating a file in between would see; writes here are not threaded.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
 
 
 def _remove_orphans(target: Path) -> None:

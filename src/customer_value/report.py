@@ -70,6 +70,7 @@ def render_report(
     figures: dict[str, str],
     shap_tables: dict[str, pd.DataFrame],
     config: dict,
+    sections: list[tuple[str, str]] = (),
 ) -> str:
     """The whole report as an HTML string.
 
@@ -88,12 +89,15 @@ def render_report(
     metrics : DataFrame
         Tidy out-of-time metrics (task, model, metric, value).
     figures : dict
-        Name -> PNG data URI; names start with their section (``churn/``, ``clv/``, ``shap/``,
+        Name -> PNG data URI; names start with their section (a task's name, ``shap/``,
         ``personas/``).
     shap_tables : dict
         Title -> SHAP table.
     config : dict
         The resolved configuration.
+    sections : list of (str, str)
+        One section per model task: its name (the figures' prefix and the metrics' ``task``) and
+        its heading.
     """
 
     def figs(prefix: str) -> str:
@@ -130,22 +134,20 @@ def render_report(
         f'<div class="cards">{"".join(cards)}</div>',
         figs("personas/"),
         "</section>",
-        '<section id="churn"><h2>Churn model (out-of-time)</h2>',
-        _table(
-            metrics[metrics["task"] == "churn"]
-            .pivot(index="model", columns="metric", values="value")
-            .reset_index()
-        ),
-        figs("churn/"),
-        "</section>",
-        '<section id="clv"><h2>CLV model (out-of-time)</h2>',
-        _table(
-            metrics[metrics["task"] == "clv"]
-            .pivot(index="model", columns="metric", values="value")
-            .reset_index()
-        ),
-        figs("clv/"),
-        "</section>",
+        *[
+            part
+            for name, title in sections
+            for part in (
+                f'<section id="{html.escape(name)}"><h2>{html.escape(title)}</h2>',
+                _table(
+                    metrics[metrics["task"] == name]
+                    .pivot(index="model", columns="metric", values="value")
+                    .reset_index()
+                ),
+                figs(f"{name}/"),
+                "</section>",
+            )
+        ],
         '<section id="comparison"><h2>Against the baselines</h2>',
         _table(comparison),
         "</section>",

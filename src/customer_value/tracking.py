@@ -24,9 +24,11 @@ import pandas as pd
 from customer_value.config import TrackingConfig
 from customer_value.errors import UserError
 from customer_value.processes import pid_alive, process_start
+from customer_value.tasks import registered
 
 __all__ = [
-    "MODEL_KINDS",
+    "PIPELINE",
+    "model_kinds",
     "model_names",
     "check_store",
     "setup",
@@ -43,6 +45,7 @@ __all__ = [
     "champion",
     "set_alias",
     "load_model",
+    "model_metadata",
     "latest_run",
     "get_run",
     "list_artifacts",
@@ -51,19 +54,24 @@ __all__ = [
     "redact",
 ]
 
-MODEL_KINDS = ("personas", "churn", "clv", "pipeline")
+PIPELINE = "pipeline"  # the registered name suffix of the deployable chain
+
+
+def model_kinds() -> tuple[str, ...]:
+    """Registered model kinds: one per task, then the deployable chain."""
+    return (*(t.name for t in registered()), PIPELINE)
 
 
 def model_names(prefix: str = "customer-value") -> dict[str, str]:
     """Registered model names, e.g. ``customer-value-churn`` (the prefix comes from the config).
 
-    ``pipeline`` is the deployable chain (features → personas → churn → CLV → reasons) as one
-    pyfunc model.
+    One per registered task, and ``pipeline``: the deployable chain (features → every task →
+    value → reasons) as one pyfunc model.
 
     Each dataset gets its own prefix so that models of one business never compete with (or
     replace) another's champion in a shared registry.
     """
-    return {kind: f"{prefix}-{kind}" for kind in MODEL_KINDS}
+    return {kind: f"{prefix}-{kind}" for kind in model_kinds()}
 
 
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@")
@@ -356,11 +364,17 @@ def _pip_requirements() -> tuple[str, ...]:
 
 
 def log_sklearn_model(
-    model, name: str, input_example: pd.DataFrame, output, registered_name: str | None
+    model,
+    name: str,
+    input_example: pd.DataFrame,
+    output,
+    registered_name: str | None,
+    metadata: Mapping[str, Any] | None = None,
 ):
-    """Log a fitted estimator with its signature and input example; register it if asked.
+    """Log a fitted estimator with its signature, input example and metadata; register it if asked.
 
-    Returns the registered version (str) or None.
+    ``metadata`` (the scoring spec) is stored in the model's MLmodel file and read back with
+    :func:`model_metadata`. Returns the registered version (str) or None.
     """
     mlflow = _mlflow()
     from mlflow.models import infer_signature
@@ -383,6 +397,7 @@ def log_sklearn_model(
                 serialization_format="cloudpickle",
                 registered_model_name=registered_name,
                 pip_requirements=list(_pip_requirements()),
+                metadata=dict(metadata or {}),
             )
     finally:
         mlflow_logger.setLevel(level)
@@ -400,26 +415,30 @@ def _pipeline_class():
         ``params={"as_of": "YYYY-MM-DD"}`` sets the cutoff (default: the last date in the input).
         Only the transactions table travels through a single input, so features from the
         optional customers and interactions tables are missing, as they would be for
-        ``customer-value predict`` on a config without those tables.
+        ``customer-value predict`` on a config without those tables. It only calls down into
+        :func:`customer_value.chain.score_input`.
         """
 
-        def __init__(self, models, config, versions, run_id):
-            self.models = models
-            self.config = config
-            self.versions = versions
-            self.run_id = run_id
+        def __init__(self, chain, data_config: Mapping, options: Mapping):
+            self.chain = chain
+            self.data_config = dict(data_config)
+            self.options = dict(options)
 
         def predict(self, context, model_input, params=None):
-            from customer_value.pipelines.predict import score_pyfunc
+            from customer_value.chain import score_input
+            from customer_value.config import DataConfig
 
-            return score_pyfunc(self, model_input, (params or {}).get("as_of"))
+            data = DataConfig.model_validate(self.data_config)
+            return score_input(
+                self.chain, model_input, data, (params or {}).get("as_of"), **self.options
+            )
 
     return CustomerValuePipeline
 
 
 def log_pipeline_model(
-    models: Mapping, config: Mapping, versions: Mapping, run_id: str, registered_name: str | None
-):
+    chain, data_config: Mapping, options: Mapping, registered_name: str | None
+) -> str | None:
     """Log (and register) the whole scoring chain as one pyfunc model; return its version."""
     mlflow = _mlflow()
     # MLflow prints a suggestion to add type hints to predict (with its own warning filter, so
@@ -430,9 +449,10 @@ def log_pipeline_model(
         warnings.simplefilter("ignore")
         info = mlflow.pyfunc.log_model(
             name="pipeline_model",
-            python_model=cls(dict(models), dict(config), dict(versions), run_id),
+            python_model=cls(chain, data_config, options),
             registered_model_name=registered_name,
             pip_requirements=list(_pip_requirements()),
+            metadata={"scoring_spec": chain.spec.to_dict()},
         )
     version = getattr(info, "registered_model_version", None)
     return str(version) if version is not None else None
@@ -474,6 +494,14 @@ def load_model(name: str, alias: str = "champion"):
     with warnings.catch_warnings(), _no_progress_bars():
         warnings.simplefilter("ignore")
         return mlflow.sklearn.load_model(f"models:/{name}@{alias}")
+
+
+def model_metadata(uri: str) -> dict[str, Any]:
+    """The metadata a logged model carries (``models:/name@alias`` or ``runs:/id/name``)."""
+    mlflow = _mlflow()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return dict(mlflow.models.get_model_info(uri).metadata or {})
 
 
 def _run_record(run) -> dict[str, Any]:

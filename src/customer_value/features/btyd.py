@@ -34,16 +34,26 @@ def _rfm_x(rfm: pd.DataFrame) -> pd.DataFrame:
 
 def fit_btyd(rfm: pd.DataFrame, penalizer: float) -> BTYDModels:
     """Fit BG/NBD on customers with a purchase day, Gamma-Gamma on those with a repeat purchase."""
-    buyers = rfm[rfm["purchase_days"] > 0]
+    # Row selections on plain arrays: the fits read values only, and boolean indexing of a frame
+    # indexed by customer id would hash that index (and copy every column) along the way.
+    frequency = rfm["frequency"].to_numpy()
+    monetary = rfm["monetary_repeat_mean"].to_numpy()
+    buyers = rfm["purchase_days"].to_numpy() > 0
     bg = gg = None
-    if len(buyers) >= 10 and (buyers["frequency"] > 0).any():
-        bg = BetaGeoModel(penalizer=penalizer).fit(_rfm_x(buyers))
-    repeat = buyers[(buyers["frequency"] > 0) & (buyers["monetary_repeat_mean"] > 0)]
-    if len(repeat) >= 10:
-        gg = GammaGammaModel(penalizer=penalizer).fit(
+    if buyers.sum() >= 10 and (frequency[buyers] > 0).any():
+        bg = BetaGeoModel(penalizer=penalizer).fit(
             pd.DataFrame(
-                {"frequency": repeat["frequency"], "monetary_value": repeat["monetary_repeat_mean"]}
+                {
+                    "frequency": frequency[buyers],
+                    "recency": rfm["recency_days"].to_numpy()[buyers],
+                    "T": rfm["tenure_days"].to_numpy()[buyers],
+                }
             )
+        )
+    repeat = buyers & (frequency > 0) & (monetary > 0)
+    if repeat.sum() >= 10:
+        gg = GammaGammaModel(penalizer=penalizer).fit(
+            pd.DataFrame({"frequency": frequency[repeat], "monetary_value": monetary[repeat]})
         )
     if bg is None or gg is None:
         warnings.warn(

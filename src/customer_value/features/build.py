@@ -7,11 +7,12 @@ customer first seen on or before ``as_of``, computed only from events on or befo
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from customer_value.config import Config, FeatureConfig, SnapshotConfig
+from customer_value.config import FeatureConfig, SnapshotConfig
 from customer_value.errors import UserError
 from customer_value.features.behaviour import behaviour_features, top_values
 from customer_value.features.btyd import BTYDModels, btyd_features, fit_btyd
@@ -33,6 +34,7 @@ __all__ = [
     "model_feature_columns",
     "plan_cutoffs",
     "plan_tasks",
+    "LabelWindow",
     "stack_snapshots",
     "projection_ratio",
     "LABEL_COLUMNS",
@@ -96,8 +98,8 @@ def build_feature_set(
         )
     if vocabulary is None:
         vocabulary = Vocabulary(
-            tuple(top_values(ev.tx, "category", config.top_categories)),
-            tuple(top_values(ev.tx, "channel", config.top_channels)),
+            tuple(top_values(ev, "category", config.top_categories)),
+            tuple(top_values(ev, "channel", config.top_channels)),
         )
     rfm = rfm_features(ev, config.rate_floor_days)
     beh = behaviour_features(
@@ -158,8 +160,21 @@ class CutoffPlan:
         return self.label_days < self.wanted_days
 
 
+@dataclass(frozen=True)
+class LabelWindow:
+    """One task's labels: the window after each cutoff and the label columns it keeps.
+
+    ``projected`` names what is projected to the full window when the history forces a shorter
+    label window (e.g. ``"CLV predictions"``); empty when nothing is.
+    """
+
+    days: int
+    columns: tuple[str, ...]
+    projected: str = ""
+
+
 def plan_cutoffs(
-    first_date, as_of, window_days: int, snapshots: SnapshotConfig, task: str = "clv"
+    first_date, as_of, window_days: int, snapshots: SnapshotConfig, task: str, projected: str = ""
 ) -> CutoffPlan:
     """Place one task's out-of-time cutoff and training cutoffs; no label reads past ``as_of``.
 
@@ -186,8 +201,8 @@ def plan_cutoffs(
             f"history from {first.date()} to {as_of.date()} ({history} days) is too short for a "
             f"{window_days}-day {task} window: its labels use {label_days} days"
             + (
-                f" and CLV predictions are projected to {window_days} days with the BG/NBD ratio"
-                if task == "clv"
+                f" and {projected} are projected to {window_days} days with the BG/NBD ratio"
+                if projected
                 else ""
             )
         )
@@ -245,10 +260,9 @@ class TaskSet:
 
 @dataclass
 class TrainingSet:
-    """Snapshots for both tasks, built from one set of features per cutoff."""
+    """Snapshots for every labelled task, built from one set of features per cutoff."""
 
-    churn: TaskSet
-    clv: TaskSet
+    tasks: dict[str, TaskSet]
     vocabulary: Vocabulary
     feature_columns: list[str]
     btyd: dict[pd.Timestamp, BTYDModels]
@@ -256,16 +270,28 @@ class TrainingSet:
     @property
     def notes(self) -> list[str]:
         """Warnings about shortened windows or missing snapshots."""
-        return [*self.churn.plan.notes, *self.clv.plan.notes]
+        return [n for t in self.tasks.values() for n in t.plan.notes]
+
+    @property
+    def latest(self) -> TaskSet:
+        """The task set whose out-of-time cutoff is the most recent (ties: the first registered)."""
+        return max(self.tasks.values(), key=lambda t: t.plan.oot_cutoff)
 
 
-def build_training_set(tables: ValidatedData, as_of, config: Config) -> TrainingSet:
+def build_training_set(
+    tables: ValidatedData,
+    as_of,
+    features: FeatureConfig,
+    snapshots: SnapshotConfig,
+    labels: Mapping[str, LabelWindow],
+) -> TrainingSet:
     """Features and labels at every planned cutoff before ``as_of``; nothing after it is read.
 
-    Churn snapshots label ``churned`` over the churn window; CLV snapshots label ``future_revenue``,
-    ``future_transactions`` (and ``future_margin``) over the horizon. Features are computed once per
-    cutoff and shared. The vocabulary (categories and channels with share features) is taken at the
-    earliest training cutoff, so every snapshot has the same columns and none learns from later data.
+    Each task's snapshots keep its own label columns over its own window (churn: ``churned`` over
+    the churn window; CLV: ``future_revenue``, ``future_transactions`` and ``future_margin`` over the
+    horizon). Features are computed once per cutoff and shared. The vocabulary (categories and
+    channels with share features) is taken at the earliest training cutoff, so every snapshot has
+    the same columns and none learns from later data.
     """
     as_of = pd.Timestamp(as_of).normalize()
     tx = tables.transactions
@@ -278,31 +304,31 @@ def build_training_set(tables: ValidatedData, as_of, config: Config) -> Training
         if tables.interactions is None
         else tables.interactions[tables.interactions["timestamp"] < upto],
     )
-    plans = plan_tasks(tables.transactions["timestamp"].min(), as_of, config)
+    plans = plan_tasks(tables.transactions["timestamp"].min(), as_of, labels, snapshots)
     earliest = min(min(p.train_cutoffs) for p in plans.values())
     early = tables.transactions[tables.transactions["timestamp"] < earliest + pd.Timedelta(days=1)]
     vocab = Vocabulary(
-        tuple(top_values(early, "category", config.features.top_categories)),
-        tuple(top_values(early, "channel", config.features.top_channels)),
+        tuple(top_values(early, "category", features.top_categories)),
+        tuple(top_values(early, "channel", features.top_channels)),
     )
 
     def features_at(cutoff):
-        fs = build_feature_set(tables, cutoff, config.features, vocab)
+        fs = build_feature_set(tables, cutoff, features, vocab)
         return fs.frame, fs.btyd
 
     def labels_at(index, cutoff, days):
         return build_labels(tables.transactions, index, cutoff, days, days)
 
-    return stack_snapshots(plans, features_at, labels_at, vocab)
+    return stack_snapshots(plans, features_at, labels_at, vocab, labels)
 
 
-def plan_tasks(first_date, as_of, config: Config) -> dict[str, CutoffPlan]:
-    """The churn and CLV cutoff plans (each with its own window); their notes become warnings."""
+def plan_tasks(
+    first_date, as_of, labels: Mapping[str, LabelWindow], snapshots: SnapshotConfig
+) -> dict[str, CutoffPlan]:
+    """One cutoff plan per labelled task (each with its own window); notes become warnings."""
     plans = {
-        "churn": plan_cutoffs(
-            first_date, as_of, config.features.churn_window_days, config.snapshots, "churn"
-        ),
-        "clv": plan_cutoffs(first_date, as_of, config.features.horizon_days, config.snapshots, "clv"),
+        task: plan_cutoffs(first_date, as_of, w.days, snapshots, task, w.projected)
+        for task, w in labels.items()
     }
     for plan in plans.values():
         for note in plan.notes:
@@ -311,7 +337,11 @@ def plan_tasks(first_date, as_of, config: Config) -> dict[str, CutoffPlan]:
 
 
 def stack_snapshots(
-    plans: dict[str, CutoffPlan], features_at, labels_at, vocab: Vocabulary
+    plans: dict[str, CutoffPlan],
+    features_at,
+    labels_at,
+    vocab: Vocabulary,
+    labels: Mapping[str, LabelWindow],
 ) -> TrainingSet:
     """Stack features and labels at every planned cutoff (shared by the pandas and Spark engines).
 
@@ -326,17 +356,15 @@ def stack_snapshots(
             if cutoff not in cache:
                 cache[cutoff] = features_at(cutoff)
             feats, _ = cache[cutoff]
-            labels = labels_at(feats.index, cutoff, plan.label_days)
-            labels = labels[["churned"]] if task == "churn" else labels.drop(columns="churned")
-            snap = pd.concat([feats, labels], axis=1).reset_index()
+            y = labels_at(feats.index, cutoff, plan.label_days)
+            y = y[[c for c in labels[task].columns if c in y.columns]]
+            snap = pd.concat([feats, y], axis=1).reset_index()
             snap.insert(1, "as_of", cutoff)
             snap.insert(2, "snapshot", "oot" if cutoff == plan.oot_cutoff else "train")
             frames.append(snap)
         sets[task] = TaskSet(pd.concat(frames, ignore_index=True), plan)
-    columns = model_feature_columns(sets["churn"].frame)
-    return TrainingSet(
-        sets["churn"], sets["clv"], vocab, columns, {c: models for c, (_, models) in cache.items()}
-    )
+    columns = model_feature_columns(next(iter(sets.values())).frame)
+    return TrainingSet(sets, vocab, columns, {c: models for c, (_, models) in cache.items()})
 
 
 def projection_ratio(

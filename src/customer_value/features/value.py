@@ -25,13 +25,15 @@ def value_features(
     """Margin, acquisition cost, cost to serve, referrals and value to date per customer."""
     n = ev.n
     tx = ev.tx
-    amount = tx["amount"].to_numpy(dtype=float)
-    revenue = per_customer(ev.code, n, amount)
-    sales = per_customer(ev.code[amount > 0], n, amount[amount > 0])
+    revenue = ev.revenue
+    sales = ev.gross
     cols: dict[str, np.ndarray] = {}
     if "cost" in tx.columns:
-        cost = tx["cost"].to_numpy(dtype=float)
-        margin = per_customer(ev.code, n, amount - np.nan_to_num(cost))
+        # amount - cost (missing cost = 0), in a reused buffer: the same values, no fresh copies.
+        line_margin = ev.workspace(np.float64, len(ev.code))
+        np.copyto(line_margin, tx["cost"].to_numpy(dtype=float))
+        np.nan_to_num(line_margin, copy=False)
+        margin = per_customer(ev.code, n, np.subtract(ev.amount, line_margin, out=line_margin))
         cols["gross_margin_total"] = margin
         with np.errstate(divide="ignore", invalid="ignore"):
             cols["margin_rate"] = np.where(sales > 0, margin / sales, np.nan)
@@ -66,4 +68,4 @@ def value_features(
     cols["customer_value_to_date"] = (
         benefit - np.nan_to_num(acq) - np.nan_to_num(cost_to_serve) + referred_benefit
     )
-    return pd.DataFrame(cols, index=ev.customer_ids)
+    return pd.DataFrame(cols, index=ev.customer_ids, copy=False)  # see behaviour_features

@@ -15,6 +15,7 @@ days, ``recency`` = last − first purchase day, ``T`` = as_of − first purchas
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -36,24 +37,86 @@ def _as_arrays(X, names):
         missing = [n for n in names if n not in X.columns]
         if missing:
             raise ValueError(f"X lacks column(s) {missing}; expected {names}")
-        return [np.asarray(X[n], dtype=float) for n in names]
+        # Series.to_numpy, not np.asarray(Series): numpy's probe for array attributes goes through
+        # pandas' __getattr__, which hashes the whole index (customer ids) to look for a column.
+        return [X[n].to_numpy(dtype=float) for n in names]
     arr = np.asarray(X, dtype=float)
     if arr.ndim != 2 or arr.shape[1] != len(names):
         raise ValueError(f"X must have {len(names)} columns: {names}")
     return [arr[:, i] for i in range(len(names))]
 
 
+class _Tabulated:
+    """Each element's position among the unique values of a fixed input, for table lookups.
+
+    The fits evaluate the likelihood tens of times on the same data. Every term that depends on one
+    input only (``gammaln(r + x)``, ``digamma(b + x)``, ``log(alpha + T)`` …) is computed once per
+    unique value (a few hundred: frequencies and day counts) and gathered, instead of once per
+    customer; each element gets exactly the value the per-element expression gives (the same
+    operations on the same operands), so the fits are unchanged to the last bit.
+    """
+
+    __slots__ = ("values", "index")
+
+    def __init__(self, values: np.ndarray):
+        self.values, index = np.unique(values, return_inverse=True)
+        self.index = index.reshape(-1)
+
+
+def _integer_table(values: np.ndarray, limit: int = 1_000_000) -> _Tabulated | None:
+    """:class:`_Tabulated` without a sort, for whole numbers in ``[0, limit]``; else None.
+
+    Day and purchase counts: the table is ``0, 1, …, max`` and each element's position is its value.
+    """
+    if values.dtype.kind != "f" or len(values) == 0:
+        return None
+    top = values.max()
+    if not (values.min() >= 0 and top <= limit):  # also False with NaN
+        return None
+    index = values.astype(np.intp)
+    if not np.array_equal(index, values):
+        return None
+    tab = _Tabulated.__new__(_Tabulated)
+    tab.values = np.arange(int(top) + 1, dtype=float)
+    tab.index = index
+    return tab
+
+
+def _scaled_table(values: np.ndarray, scale: float) -> _Tabulated:
+    """:class:`_Tabulated` of ``values / scale``: each element gets ``value / scale`` as before."""
+    tab = _integer_table(values)
+    if tab is None:
+        return _Tabulated(values / scale)
+    tab.values = tab.values / scale
+    return tab
+
+
+def _single_threaded_blas():
+    """BLAS limited to one thread, for the fits.
+
+    L-BFGS-B's BLAS calls work on vectors of 3 or 4 numbers; idle BLAS worker threads would
+    otherwise spin for CPU that the rest of the process could use (same results: vectors this
+    small are never split between threads).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency of scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _minimize(objective, starts, n_params, jac=False):
     """L-BFGS-B from the first start; the other starts are tried only when that one fails."""
     best = None
     for x0 in starts:
-        res = minimize(
-            objective,
-            np.asarray(x0, dtype=float),
-            method="L-BFGS-B",
-            jac=jac,
-            bounds=[(-12.0, 12.0)] * n_params,
-        )
+        with _single_threaded_blas():
+            res = minimize(
+                objective,
+                np.asarray(x0, dtype=float),
+                method="L-BFGS-B",
+                jac=jac,
+                bounds=[(-12.0, 12.0)] * n_params,
+            )
         if best is None or (np.isfinite(res.fun) and res.fun < best.fun):
             best = res
         if best.success and np.all(np.abs(best.x) < 11.5):
@@ -98,6 +161,11 @@ class BetaGeoModel(BaseEstimator):
     def _log_parts(params, x, t_x, T, t=0.0):
         """Return (common, log A(t), log D) of METRICS.md's split of the individual likelihood."""
         r, alpha, a, b = params
+        x, t_x, T = np.asarray(x), np.asarray(t_x), np.asarray(T)
+        if x.ndim == 1 and x.shape == t_x.shape == T.shape and len(x) > 1000:
+            tables = [_integer_table(v) for v in (x, t_x, T)]
+            if all(tab is not None for tab in tables):
+                return BetaGeoModel._log_parts_tabulated(params, x > 0, *tables, t=t)
         common = gammaln(r + x) - gammaln(r) + r * np.log(alpha) - betaln(a, b)
         log_a = betaln(a, b + x) - (r + x) * np.log(alpha + T + t)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -132,6 +200,104 @@ class BetaGeoModel(BaseEstimator):
         )
         return common + lse, np.stack([d_r, d_alpha, d_a, d_b])
 
+    @staticmethod
+    def _log_parts_tabulated(params, pos, tx_, tt_, tT_, t=0.0):
+        """:meth:`_log_parts` with the terms of one input computed per unique value (same values)."""
+        r, alpha, a, b = params
+        ux, ut, uT = tx_.values, tt_.values, tT_.values
+        xi = tx_.index
+        rx = (r + ux)[xi]
+        common = (gammaln(r + ux) - gammaln(r) + r * np.log(alpha) - betaln(a, b))[xi]
+        log_a = betaln(a, b + ux)[xi]
+        log_a -= rx * np.log(alpha + uT + t)[tT_.index]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_d = betaln(a + 1, np.maximum(b + ux - 1, 1e-300))[xi]
+            log_d -= rx * np.log(alpha + ut)[tt_.index]
+        log_d[~pos] = -np.inf
+        return common, log_a, log_d
+
+    @staticmethod
+    def _tables(x, t_x, T, scale: float = 1.0) -> dict:
+        """Lookup tables and work buffers of :meth:`_ll_and_grad_tabulated`.
+
+        For the inputs ``x``, ``t_x / scale`` and ``T / scale``, fixed during a fit.
+        """
+        n = len(x)
+        return {
+            "x": _Tabulated(x),
+            "t": _scaled_table(t_x, scale),
+            "T": _scaled_table(T, scale),
+            "eff": _scaled_table(np.where(x > 0, t_x, T), scale),
+            "no_d": ~(x > 0),
+            # Reused by every evaluation: fresh 1e5-1e6-row temporaries cost page faults.
+            "buf": np.empty((6, n)),
+            "grad": np.empty((4, n)),
+        }
+
+    @staticmethod
+    def _ll_and_grad_tabulated(params, tab):
+        """:meth:`_ll_and_grad` on fixed inputs: the same values, to the last bit, much faster.
+
+        Terms of one input are computed per unique value and gathered; the per-element arithmetic
+        runs in reused buffers. Each step is the operation of ``_log_parts`` / ``_ll_and_grad`` it
+        replaces, on the same operands in the same order. The returned arrays are views of the work
+        buffers, valid until the next call.
+        """
+        r, alpha, a, b = params
+        tx_, tt_, tT_, te_ = tab["x"], tab["t"], tab["T"], tab["eff"]
+        ux, ut, uT, ue = tx_.values, tt_.values, tT_.values, te_.values
+        rx, log_a, log_d, lse, tmp, tmp2 = tab["buf"]
+        grad = tab["grad"]
+        d_r, d_alpha, d_a, d_b = grad
+
+        def take(table, idx, out):
+            # mode="clip": the positions are valid, and "raise" would copy through a buffer.
+            return np.take(table, idx.index, out=out, mode="clip")
+
+        take(r + ux, tx_, rx)
+        # _log_parts (t = 0): log A = betaln(a, b + x) - (r + x) * log(alpha + T + t)
+        take(betaln(a, b + ux), tx_, log_a)
+        np.multiply(rx, take(np.log(alpha + uT + 0.0), tT_, tmp), out=tmp)
+        np.subtract(log_a, tmp, out=log_a)
+        # log D = betaln(a + 1, max(b + x - 1, tiny)) - (r + x) * log(alpha + t_x); -inf where x = 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            take(betaln(a + 1, np.maximum(b + ux - 1, 1e-300)), tx_, log_d)
+            np.multiply(rx, take(np.log(alpha + ut), tt_, tmp), out=tmp)
+            np.subtract(log_d, tmp, out=log_d)
+        np.copyto(log_d, -np.inf, where=tab["no_d"])
+        # _ll_and_grad
+        np.logaddexp(log_a, log_d, out=lse)
+        w_a = np.exp(np.subtract(log_a, lse, out=log_a), out=log_a)
+        w_d = np.exp(np.subtract(log_d, lse, out=log_d), out=log_d)  # 0 where x == 0
+        # d_r = digamma(r + x) - digamma(r) + log(alpha) - w_a * log(alpha + T) - w_d * log(alpha + eff)
+        take(digamma(r + ux) - digamma(r) + np.log(alpha), tx_, d_r)
+        np.subtract(d_r, np.multiply(w_a, take(np.log(alpha + uT), tT_, tmp), out=tmp), out=d_r)
+        np.subtract(d_r, np.multiply(w_d, take(np.log(alpha + ue), te_, tmp), out=tmp), out=d_r)
+        # d_alpha = r / alpha - (r + x) * (w_a / (alpha + T) + w_d / (alpha + eff))
+        np.divide(w_a, take(alpha + uT, tT_, tmp), out=tmp)
+        np.divide(w_d, take(alpha + ue, te_, tmp2), out=tmp2)
+        np.multiply(rx, np.add(tmp, tmp2, out=tmp), out=tmp)
+        np.subtract(r / alpha, tmp, out=d_alpha)
+        psi_abx = digamma(a + b + ux)
+        # d_a = -(digamma(a) - digamma(a + b)) + w_a * (...) + w_d * (...)
+        np.add(
+            -(digamma(a) - digamma(a + b)),
+            np.multiply(w_a, take(digamma(a) - psi_abx, tx_, tmp), out=tmp),
+            out=d_a,
+        )
+        np.add(d_a, np.multiply(w_d, take(digamma(a + 1) - psi_abx, tx_, tmp), out=tmp), out=d_a)
+        # d_b = -(digamma(b) - digamma(a + b)) + w_a * (...) + w_d * (...)
+        np.add(
+            -(digamma(b) - digamma(a + b)),
+            np.multiply(w_a, take(digamma(b + ux) - psi_abx, tx_, tmp), out=tmp),
+            out=d_b,
+        )
+        dig_d = digamma(np.maximum(b + ux - 1, 1e-300)) - psi_abx
+        np.add(d_b, np.multiply(w_d, take(dig_d, tx_, tmp), out=tmp), out=d_b)
+        # log-likelihood = common + lse
+        take(gammaln(r + ux) - gammaln(r) + r * np.log(alpha) - betaln(a, b), tx_, tmp)
+        return np.add(tmp, lse, out=tmp), grad
+
     @classmethod
     def individual_log_likelihood(cls, params, frequency, recency, T) -> np.ndarray:
         """Log-likelihood of each customer's (x, t_x, T) under ``params = (r, alpha, a, b)``."""
@@ -163,20 +329,24 @@ class BetaGeoModel(BaseEstimator):
             .groupby(["x", "t", "T"], sort=True, as_index=False)["w"]
             .sum()
         )
-        scale = max(float(np.average(triples["T"], weights=triples["w"])), 1e-9)
+        scale = max(float(np.average(triples["T"].to_numpy(), weights=triples["w"].to_numpy())), 1e-9)
         xs = triples["x"].to_numpy()
-        ts = triples["t"].to_numpy() / scale
         Ts = triples["T"].to_numpy() / scale
         ws = triples["w"].to_numpy()
         total = ws.sum()
+        tables = self._tables(xs, triples["t"].to_numpy(), triples["T"].to_numpy(), scale)
+        weighted = np.empty((4, len(ws)))
 
         def objective(log_params):
             params = np.exp(log_params)
             with np.errstate(over="ignore", invalid="ignore"):
-                ll, grad = self._ll_and_grad(params, xs, ts, Ts)
-            value = -(ws * ll).sum() / total + self.penalizer * np.sum(log_params**2)
+                ll, grad = self._ll_and_grad_tabulated(params, tables)
+            value = -np.multiply(ws, ll, out=ll).sum() / total + self.penalizer * np.sum(log_params**2)
             # Chain rule to log-parameters: d/d(log θ) = θ · d/dθ.
-            g = -(grad * ws).sum(axis=1) / total * params + 2 * self.penalizer * log_params
+            g = (
+                -np.multiply(grad, ws, out=weighted).sum(axis=1) / total * params
+                + 2 * self.penalizer * log_params
+            )
             if not (np.isfinite(value) and np.all(np.isfinite(g))):
                 return 1e100, np.zeros(4)
             return value, g
@@ -326,20 +496,46 @@ class GammaGammaModel(BaseEstimator):
         x, m = x[keep], m[keep]
         scale = float(np.mean(m))
         ms = m / scale
+        # Parameter-free parts, computed once; terms of x alone are evaluated per unique x and
+        # gathered (see _Tabulated): the same values as individual_log_likelihood and the
+        # expressions it replaced, operation for operation.
+        tx_ = _Tabulated(x)
+        ux = tx_.values
+        log_ms = np.log(ms)
+        ms_x = ms * x
+        log_ux = np.log(ux)
+        # Reused by every evaluation (fresh temporaries of this size cost page faults).
+        ll, g_mx, log_gmx, tmp, tmp2 = np.empty((5, len(x)))
+
+        def take(table, out):
+            return np.take(table, tx_.index, out=out, mode="clip")
 
         def objective(log_params):
             params = np.exp(log_params)
             p, q, g = params
-            ll = self.individual_log_likelihood(params, x, ms)
-            psi_pxq = digamma(p * x + q)
-            log_gmx = np.log(g + ms * x)
-            grad = np.array(
-                [
-                    (x * (psi_pxq - digamma(p * x) + np.log(ms) + np.log(x) - log_gmx)).mean(),
-                    (psi_pxq - digamma(q) + np.log(g) - log_gmx).mean(),
-                    (q / g - (p * x + q) / (g + ms * x)).mean(),
-                ]
-            )
+            px = p * ux
+            np.add(g, ms_x, out=g_mx)
+            np.log(g_mx, out=log_gmx)
+            # individual_log_likelihood(params, x, ms), term by term, left to right:
+            # gammaln(px + q) - gammaln(px) - gammaln(q) + q log g + (px - 1) log m + px log x
+            # - (px + q) log(g + m x)
+            take(gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(g), ll)
+            np.add(ll, np.multiply(take(px - 1, tmp), log_ms, out=tmp), out=ll)
+            np.add(ll, take(px * log_ux, tmp), out=ll)
+            np.subtract(ll, np.multiply(take(px + q, tmp), log_gmx, out=tmp), out=ll)
+            psi_pxq = digamma(px + q)
+            # x * (psi(px + q) - psi(px) + log m + log x - log(g + m x))
+            take(psi_pxq - digamma(px), tmp)
+            np.add(tmp, log_ms, out=tmp)
+            np.add(tmp, take(log_ux, tmp2), out=tmp)
+            np.subtract(tmp, log_gmx, out=tmp)
+            g0 = np.multiply(x, tmp, out=tmp).mean()
+            # psi(px + q) - psi(q) + log g - log(g + m x)
+            g1 = np.subtract(take(psi_pxq - digamma(q) + np.log(g), tmp), log_gmx, out=tmp).mean()
+            # q / g - (px + q) / (g + m x)
+            np.divide(take(px + q, tmp), g_mx, out=tmp)
+            g2 = np.subtract(q / g, tmp, out=tmp).mean()
+            grad = np.array([g0, g1, g2])
             value = -ll.mean() + self.penalizer * np.sum(log_params**2)
             g_log = -grad * params + 2 * self.penalizer * log_params
             if not (np.isfinite(value) and np.all(np.isfinite(g_log))):

@@ -19,6 +19,7 @@ __all__ = [
     "top_decile_capture",
     "decile_calibration",
     "lift_by_decile",
+    "stack_lifts",
     "clv_metrics",
     "churn_metrics",
     "reliability_curve",
@@ -171,3 +172,10 @@ def reliability_curve(y, q, bins: int = 10) -> pd.DataFrame:
     out["bin_low"] = out["bin"] / bins
     out["bin_high"] = (out["bin"] + 1) / bins
     return out
+
+
+def stack_lifts(lifts: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One long table (model, decile, customers, lift) of per-model :func:`lift_by_decile` tables."""
+    return pd.concat([t.assign(model=name) for name, t in lifts.items()], ignore_index=True)[
+        ["model", "decile", "customers", "lift"]
+    ]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from customer_value import io
 from customer_value.config import Config, SimulationConfig
+from customer_value.engines.pandas import LoadedData, load_data
 from customer_value.errors import ConfigError
 from customer_value.synthetic import SimulatedBase, simulate_base
-from customer_value.validate import ValidatedData, ValidationReport, validate_tables
 
 __all__ = [
     "LoadedData",
@@ -19,14 +18,6 @@ __all__ = [
     "simulation_paths",
     "ensure_data",
 ]
-
-
-@dataclass
-class LoadedData:
-    """Validated tables and the report of how they were obtained."""
-
-    data: ValidatedData
-    report: ValidationReport
 
 
 def simulation_paths(sim: SimulationConfig) -> dict[str, Path]:
@@ -81,13 +72,3 @@ def ensure_data(config: Config) -> bool:
         run_simulation(config)
         return True
     return False
-
-
-def load_data(config: Config) -> LoadedData:
-    """Read every configured source and validate it."""
-    dc = config.data
-    tx = io.read_source(dc.transactions)
-    cust = io.read_source(dc.customers) if dc.customers is not None else None
-    inter = io.read_source(dc.interactions) if dc.interactions is not None else None
-    data, report = validate_tables(tx, dc, customers=cust, interactions=inter)
-    return LoadedData(data, report)

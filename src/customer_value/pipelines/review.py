@@ -21,12 +21,13 @@ from typing import Any
 
 import pandas as pd
 
-from customer_value import explain, tracking
+from customer_value import explain, tasks, tracking
+from customer_value.chain import Chain, score
 from customer_value.config import Config, load_config
 from customer_value.errors import UserError
-from customer_value.features.build import FeatureSet, Vocabulary, build_feature_set
+from customer_value.features.build import FeatureSet, build_feature_set
 from customer_value.pipelines.data import load_data
-from customer_value.pipelines.predict import ChampionModels, score
+from customer_value.pipelines.predict import chain_from_run
 
 __all__ = ["RunView", "latest_run", "load_run"]
 
@@ -84,33 +85,24 @@ class RunView:
         return self.table("metrics/comparison.csv")
 
     @cached_property
-    def models(self) -> ChampionModels:
-        """The churn, CLV and persona models this run trained (from its artifacts)."""
-        loaded = {
-            kind: tracking.load_run_model(self.run_id, f"{name}_model")
-            for kind, name in (("churn", "churn"), ("clv", "clv"), ("personas", "persona"))
-        }
-        versions = {k: self.tags.get(f"model_version.{k}", "") for k in ("churn", "clv", "personas")}
-        return ChampionModels(
-            loaded["churn"],
-            loaded["clv"],
-            loaded["personas"],
-            {k: ("" if v in ("None", "") else v) for k, v in versions.items()},
-            dict.fromkeys(("churn", "clv", "personas"), self.run_id),
+    def chain(self) -> Chain:
+        """The scoring chain this run trained (its own model artifacts and spec)."""
+        versions = {t.name: self.tags.get(f"model_version.{t.name}", "") for t in tasks.registered()}
+        return chain_from_run(
+            self.run_id, {k: ("" if v in ("None", "") else v) for k, v in versions.items()}
         )
 
     def feature_set(self, as_of=None) -> FeatureSet:
         """Point-in-time features of the configured data at ``as_of`` (default: the run's).
 
-        Built with the run's category and channel vocabulary, exactly as ``predict`` builds them.
+        Built with the run's vocabulary and feature settings, exactly as ``predict`` builds them.
         """
         as_of = pd.Timestamp(as_of if as_of is not None else self.as_of).normalize()
         key = f"features@{as_of.date()}"
         if key not in self._cache:
             tables = load_data(self.config).data
-            vocab = self.models.meta.get("vocabulary", {})
-            vocabulary = Vocabulary(tuple(vocab.get("categories", ())), tuple(vocab.get("channels", ())))
-            self._cache[key] = build_feature_set(tables, as_of, self.config.features, vocabulary)
+            spec = self.chain.spec
+            self._cache[key] = build_feature_set(tables, as_of, spec.features, spec.vocabulary)
         return self._cache[key]
 
     def features(self, as_of=None) -> pd.DataFrame:
@@ -120,10 +112,10 @@ class RunView:
     def predictions(self, as_of=None, reasons: str = "none") -> pd.DataFrame:
         """Score every customer at ``as_of`` with this run's models (the ``predict`` output)."""
         fs = self.feature_set(as_of)
-        return score(fs.frame, self.models, fs.as_of, self.config, fs.btyd, reasons=reasons)
+        return score(self.chain, fs.frame, fs.as_of, fs.btyd, reasons=reasons)
 
     def explain(self, features: pd.DataFrame) -> dict[str, pd.DataFrame]:
-        """Exact SHAP contributions per customer for churn and CLV.
+        """Exact SHAP contributions per customer for every explained task (churn and CLV).
 
         Parameters
         ----------
@@ -133,12 +125,14 @@ class RunView:
         Returns
         -------
         dict of DataFrame
-            ``{"churn": ..., "clv": ...}``, one column per model feature plus ``bias``; a row sums
-            to the model's raw margin (log-odds for churn, log of expected CLV for Tweedie).
+            Task -> one column per model feature plus ``bias``; a row sums to the model's raw
+            margin (log-odds for churn, log of expected CLV for Tweedie).
         """
+        models = self.chain.models
         return {
-            task: model.contributions(features[model.features_])
-            for task, model in (("churn", self.models.churn), ("clv", self.models.clv))
+            t.name: models[t.name].contributions(features[models[t.name].features_])
+            for t in self.chain.tasks
+            if t.explained
         }
 
     def reasons(self, features: pd.DataFrame, n: int = 3) -> dict[str, pd.DataFrame]:

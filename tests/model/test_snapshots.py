@@ -8,13 +8,12 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from conftest import REPO
+from conftest import REPO, training_set
 from customer_value.config import FeatureConfig, SnapshotConfig, load_config
 from customer_value.errors import UserError
 from customer_value.features.btyd import BTYDModels
 from customer_value.features.build import (
     build_feature_set,
-    build_training_set,
     check_feature_ranges,
     plan_cutoffs,
     projection_ratio,
@@ -37,7 +36,7 @@ def sim():
 
 def test_plan_default_history():
     snaps = SnapshotConfig(spacing_days=45)
-    clv = plan_cutoffs("2022-01-01", END, 365, snaps, "clv")
+    clv = plan_cutoffs("2022-01-01", END, 365, snaps, "clv", "CLV predictions")
     assert clv.oot_cutoff == END - pd.Timedelta(days=365)
     assert clv.label_days == 365 and not clv.projected
     # Purged: every training label window ends on or before the out-of-time cutoff.
@@ -52,7 +51,9 @@ def test_plan_default_history():
 
 
 def test_plan_short_history_projects_and_says_so():
-    plan = plan_cutoffs("2024-01-01", "2024-09-30", 270, SnapshotConfig(min_history_days=60), "clv")
+    plan = plan_cutoffs(
+        "2024-01-01", "2024-09-30", 270, SnapshotConfig(min_history_days=60), "clv", "CLV predictions"
+    )
     assert plan.projected and plan.label_days == (273 - 60) // 2
     assert "projected to 270 days" in plan.notes[0]
 
@@ -68,28 +69,28 @@ def test_training_set_reads_nothing_after_as_of(sim):
     as_of = pd.Timestamp("2024-03-31")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        full = build_training_set(tables, as_of, cfg)
+        full = training_set(tables, as_of, cfg)
         tx = tables.transactions
         cut = ValidatedData(
             tx[tx["timestamp"] < as_of + pd.Timedelta(days=1)],
             tables.customers,
             tables.interactions[tables.interactions["timestamp"] < as_of + pd.Timedelta(days=1)],
         )
-        past = build_training_set(cut, as_of, cfg)
+        past = training_set(cut, as_of, cfg)
     for task in ("churn", "clv"):
-        a, b = getattr(full, task), getattr(past, task)
+        a, b = full.tasks[task], past.tasks[task]
         pd.testing.assert_frame_equal(a.frame, b.frame)
         plan = a.plan
         assert plan.oot_cutoff + pd.Timedelta(days=plan.label_days) <= as_of
         assert set(a.frame["snapshot"]) == {"train", "oot"}
         assert a.oot["as_of"].nunique() == 1
         assert a.train["as_of"].nunique() == len(plan.train_cutoffs)
-    assert "churned" in full.churn.frame and "future_revenue" not in full.churn.frame
-    assert "future_revenue" in full.clv.frame and "churned" not in full.clv.frame
+    assert "churned" in full.tasks["churn"].frame and "future_revenue" not in full.tasks["churn"].frame
+    assert "future_revenue" in full.tasks["clv"].frame and "churned" not in full.tasks["clv"].frame
     assert "future_revenue" not in full.feature_columns and "nps_class" not in full.feature_columns
     # The same feature columns at every cutoff: the vocabulary is fixed at the earliest cutoff.
-    assert list(full.churn.frame[full.feature_columns].columns) == list(
-        full.clv.frame[full.feature_columns].columns
+    assert list(full.tasks["churn"].frame[full.feature_columns].columns) == list(
+        full.tasks["clv"].frame[full.feature_columns].columns
     )
 
 

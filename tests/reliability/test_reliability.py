@@ -1,6 +1,7 @@
 """Reliability, proven on a tiny simulated base through the real CLI (separate processes).
 
-- crash safety: ``train`` and ``predict`` killed with SIGKILL at random points, 20 times each;
+- crash safety: ``train`` and ``predict`` killed with SIGKILL 20 times each, at seeded points
+  placed by the ``[i/N]`` step lines the CLI prints (so every step is hit, on any machine speed);
 - concurrency: two ``predict`` runs to one file, two ``train`` runs on one SQLite store;
 - leakage through the whole ``train`` and ``predict`` paths: events after ``as_of`` change nothing;
 - determinism: same seed, same models and predictions;
@@ -13,12 +14,17 @@ from __future__ import annotations
 
 import ast
 import os
+import queue
 import random
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +35,13 @@ from conftest import ARTIFACTS, REPO
 
 CLI = [sys.executable, "-m", "customer_value.cli"]
 KILL_TRIALS = 20  # per command; the README quotes this figure
+MAX_ATTEMPTS = 3 * KILL_TRIALS  # in all; an attempt that finished or left its step is redrawn
 SEED = 20261126
+# The progress lines of `train` and `predict`: "[i/N] text (Ns)" as step i of N starts, and the
+# line that reports the finished result (after it, a kill is no longer mid-run).
+STEP = re.compile(r"\s*\[(\d+)/(\d+)\]\s+(.*?)(?:\s+\(\d+s\))?\s*$")
+TRAIN_DONE = re.compile(r"\s*Done in \d")
+PREDICT_DONE = re.compile(r"\s*Scored \d")
 
 TINY = """
 project: {name: tiny, seed: 3}
@@ -69,19 +81,101 @@ def ok(proc: subprocess.CompletedProcess) -> str:
     return proc.stdout
 
 
+class _Child:
+    """A CLI process in its own session whose output lines a thread timestamps as they arrive."""
+
+    def __init__(self, root: Path, *args: str) -> None:
+        self.t0 = time.monotonic()
+        self.proc = start(root, *args)
+        self.lines: queue.Queue = queue.Queue()
+        self.output: list[str] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.output.append(line)
+            self.lines.put((time.monotonic(), line))
+        self.lines.put((time.monotonic(), None))  # end of output: the process is exiting
+
+    def next(self, timeout: float) -> tuple[float, str | None]:
+        """The next line and when it arrived; raises queue.Empty after ``timeout`` seconds."""
+        return self.lines.get(timeout=max(timeout, 0.0))
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # the group is gone already
+            pass
+
+    def finish(self, timeout: float = 900) -> int:
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+        self.thread.join(timeout=60)
+        return rc
+
+    @property
+    def text(self) -> str:
+        return "".join(self.output)
+
+
+@dataclass
+class Timing:
+    """A finished warm-up run: when each step started and when the result was reported."""
+
+    steps: list[str]  # steps[0] = "process start", steps[i] = the text of "[i/N] ..."
+    starts: list[float]  # seconds from the start of the process; starts[0] = 0
+    done: float  # seconds until the result line
+    seconds: float  # until the process exited
+
+    def gap(self, i: int) -> float:
+        """How long step ``i`` lasted (step N: until the result line)."""
+        end = self.starts[i + 1] if i + 1 < len(self.starts) else self.done
+        return end - self.starts[i]
+
+
+def _timed(root: Path, done: re.Pattern, *args: str) -> Timing:
+    """Run the CLI to the end and time its step lines."""
+    child = _Child(root, *args)
+    times: dict[int, tuple[float, str]] = {}
+    total, finished = None, None
+    while True:
+        t, line = child.next(timeout=900)
+        if line is None:
+            break
+        m = STEP.match(line)
+        if m:
+            times.setdefault(int(m.group(1)), (t - child.t0, m.group(3)))
+            total = int(m.group(2))
+        elif finished is None and done.match(line):
+            finished = t - child.t0
+    rc = child.finish()
+    out = child.text
+    assert rc == 0 and "Traceback" not in out, out
+    assert total and sorted(times) == list(range(1, total + 1)), f"step lines [i/N] missing:\n{out}"
+    assert finished is not None, f"no line matching {done.pattern!r}:\n{out}"
+    return Timing(
+        ["process start", *(times[i][1] for i in range(1, total + 1))],
+        [0.0, *(times[i][0] for i in range(1, total + 1))],
+        finished,
+        time.monotonic() - child.t0,
+    )
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A simulated 800-customer base, trained once; returns (root, train seconds, predict seconds)."""
+    """A simulated 800-customer base, trained once; returns (root, train Timing, predict Timing)."""
     root = tmp_path_factory.mktemp("tiny")
     (root / "config.yaml").write_text(TINY)
     ok(cli(root, "simulate", "--config", "config.yaml"))
-    t = time.monotonic()
-    ok(cli(root, "train", "--config", "config.yaml"))
-    train_s = time.monotonic() - t
-    t = time.monotonic()
-    ok(cli(root, "predict", "--config", "config.yaml", "--output", "out/p.parquet"))
-    predict_s = time.monotonic() - t
-    return root, train_s, predict_s
+    train = _timed(root, TRAIN_DONE, "train", "--config", "config.yaml")
+    predict = _timed(
+        root, PREDICT_DONE, "predict", "--config", "config.yaml", "--output", "out/p.parquet"
+    )
+    return root, train, predict
 
 
 def _db(root: Path) -> Path:
@@ -114,6 +208,7 @@ def _runs(root: Path) -> pd.DataFrame:
             "status": [r.info.status for r in runs],
             "parent": [r.data.tags.get("mlflow.parentRunId", "") for r in runs],
             "killed_by": [r.data.tags.get("killed_detected_by", "") for r in runs],
+            "aliases_applied": [r.data.tags.get("aliases.applied", "") for r in runs],
         }
     )
 
@@ -153,22 +248,135 @@ def _check_store(root: Path) -> None:
 
 
 # -- crash safety ------------------------------------------------------------------------------
+#
+# Each kill is placed by the step lines the CLI prints, not by a clock: a trial is given a step
+# (0 = the process start, i = "[i/N] ...") and a delay, and the whole process group gets SIGKILL that
+# long after the step's line arrived. The steps are dealt round-robin over the trials and shuffled
+# with the seed, so every step, the last included (train: moving the aliases; predict: validating
+# and publishing), is killed in the same number of trials on any machine. The delay is a seeded
+# fraction of that step's duration in the warm-up run. An attempt counts only if SIGKILL ended the
+# process before it reported its result, and while it was still in its step (the last step line it
+# printed); otherwise (a faster machine) it is retried in the same step with half the delay range,
+# at most MAX_ATTEMPTS attempts in all. So each of the KILL_TRIALS trials is a real kill mid-run in
+# its dealt step, or the test fails saying which step could not be hit.
+
+
+@dataclass
+class Attempt:
+    step: int
+    delay: float
+    killed: bool  # SIGKILL ended the process before it reported its result
+    landed: int  # the step it was in: the last "[i/N]" line it printed (0: none)
+    output: str
+
+    @property
+    def counts(self) -> bool:
+        return self.killed and self.landed == self.step
+
+
+def _kill_at(root: Path, done: re.Pattern, step: int, delay: float, *args: str) -> Attempt:
+    """Start the CLI; SIGKILL its process group ``delay`` s after step ``step`` begins."""
+    child = _Child(root, *args)
+    finished = False  # the result line arrived, or the output ended
+    try:
+        t_step = child.t0 if step == 0 else None
+        while t_step is None:
+            t, line = child.next(timeout=900)
+            if line is None or done.match(line):
+                finished = True
+                break
+            m = STEP.match(line)
+            if m and int(m.group(1)) >= step:
+                t_step = t
+        while not finished:
+            try:
+                _, line = child.next(timeout=t_step + delay - time.monotonic())
+            except queue.Empty:  # the delay is over and the process is still at work
+                break
+            finished = line is None or bool(done.match(line))
+        if not finished:
+            child.kill()
+    except BaseException:
+        child.kill()
+        raise
+    rc = child.finish()
+    out = child.text
+    reported = any(done.match(line) for line in child.output)
+    assert rc in (0, -signal.SIGKILL), f"exit code {rc}, not 0 or SIGKILL:\n{out}"
+    assert rc != 0 or reported, out
+    landed = [int(m.group(1)) for m in map(STEP.match, child.output) if m]
+    return Attempt(step, delay, rc == -signal.SIGKILL and not reported, max(landed, default=0), out)
+
+
+def _kill_trials(timing: Timing, rng: random.Random, attempt, after_each) -> dict:
+    """KILL_TRIALS kills mid-run, one per dealt step; ``after_each(Attempt)`` checks every attempt."""
+    n = len(timing.steps)
+    steps = [i % n for i in range(KILL_TRIALS)]
+    rng.shuffle(steps)
+    attempts, trials, missed = 0, [], Counter()
+    for step in steps:
+        redraws = 0
+        while True:
+            attempts += 1
+            if attempts > MAX_ATTEMPTS:
+                pytest.fail(
+                    f"{attempts - 1} attempts for {KILL_TRIALS} kills mid-run: the process kept "
+                    f"finishing before its kill in step {step} ({timing.steps[step]!r}, "
+                    f"{timing.gap(step):.2f} s in the warm-up run); {len(trials)} trials were killed; "
+                    f"missed attempts: {dict(missed)}"
+                )
+            delay = rng.uniform(0.0, timing.gap(step)) * 0.5**redraws
+            a = attempt(step, delay)
+            after_each(a)
+            if a.counts:
+                break
+            missed["finished first" if not a.killed else f"killed later, in step {a.landed}"] += 1
+            redraws += 1
+        trials.append(
+            {"step": step, "text": timing.steps[step], "delay_s": round(delay, 3), "redraws": redraws}
+        )
+    return {
+        "attempts": attempts,
+        "redraws": attempts - len(trials),
+        "missed_attempts": dict(missed),
+        "kills_per_step": {
+            f"{i} {timing.steps[i]}": sum(t["step"] == i for t in trials) for i in range(n)
+        },
+        "kill_points": trials,
+    }
+
+
+def _timing_figures(timing: Timing) -> dict:
+    return {f"{i} {timing.steps[i]}": round(timing.gap(i), 2) for i in range(len(timing.steps))}
 
 
 @pytest.mark.slow
 def test_train_killed_at_random_points_never_corrupts_or_holds_an_alias(tiny):
-    root, train_s, _ = tiny
-    rng = random.Random(SEED)
-    killed = 0
-    for _ in range(KILL_TRIALS):
-        proc = start(root, "train", "--config", "config.yaml")
-        time.sleep(rng.uniform(0.5, 0.95 * train_s))
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            killed += 1
-        proc.communicate()
-        _check_store(root)
-    assert killed >= KILL_TRIALS - 2  # nearly every trial died mid-way
+    root, timing, _ = tiny
+    args = ("train", "--config", "config.yaml")
+    outcomes: Counter = Counter()
+
+    def attempt(step: int, delay: float) -> Attempt:
+        before = set(_runs(root).query("parent == ''")["run_id"])
+        a = _kill_at(root, TRAIN_DONE, step, delay, *args)
+        top = _runs(root).query("parent == ''")
+        new = top[~top["run_id"].isin(before)]
+        if a.counts:  # what the kill left behind
+            if new.empty:
+                outcomes["died before opening its run"] += 1
+            elif new.iloc[0]["status"] == "RUNNING":
+                outcomes["left its run RUNNING"] += 1
+            elif new.iloc[0]["aliases_applied"] != "true":
+                outcomes["finished its run, killed while moving aliases"] += 1
+            else:
+                outcomes["finished its run and moved its aliases"] += 1
+        elif not a.killed:
+            assert len(new) == 1 and new.iloc[0]["status"] == "FINISHED", a.output
+        return a
+
+    figures = _kill_trials(timing, random.Random(SEED), attempt, lambda a: _check_store(root))
+    killed = len(figures["kill_points"])
+    assert killed == KILL_TRIALS
 
     runs = _runs(root)
     # The killed runs are recognisable: still RUNNING in the store, their process gone; the
@@ -195,9 +403,16 @@ def test_train_killed_at_random_points_never_corrupts_or_holds_an_alias(tiny):
         "train_sigkill",
         trials=KILL_TRIALS,
         killed_mid_run=killed,
+        attempts=figures["attempts"],
+        redraws=figures["redraws"],
+        missed_attempts=figures["missed_attempts"],
+        kills_per_step=figures["kills_per_step"],
+        what_the_kills_left=dict(outcomes),
         runs_marked_killed_by_the_next_train=reaped_by_train,
         runs_left_running_then_marked_by_doctor=left_running,
-        train_seconds=round(train_s, 1),
+        train_seconds=round(timing.seconds, 1),
+        warm_up_step_seconds=_timing_figures(timing),
+        kill_points=figures["kill_points"],
     )
     top = _runs(root).query("parent == ''")  # newest first
     assert top.iloc[0]["status"] == "FINISHED"
@@ -205,27 +420,47 @@ def test_train_killed_at_random_points_never_corrupts_or_holds_an_alias(tiny):
 
 @pytest.mark.slow
 def test_predict_killed_at_random_points_leaves_the_complete_previous_file(tiny):
-    root, _, predict_s = tiny
+    root, _, timing = tiny
     out = root / "out" / "p.parquet"
     reference = out.read_bytes()
-    rng = random.Random(SEED + 1)
-    killed = 0
-    for _ in range(KILL_TRIALS):
-        proc = start(root, "predict", "--config", "config.yaml", "--output", "out/p.parquet")
-        time.sleep(rng.uniform(0.2, 0.95 * predict_s))
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            killed += 1
-        proc.communicate()
+    args = ("predict", "--config", "config.yaml", "--output", "out/p.parquet")
+    outcomes: Counter = Counter()
+
+    def attempt(step: int, delay: float) -> Attempt:
+        temp_before, inode = set(_temp_files(out.parent)), out.stat().st_ino
+        a = _kill_at(root, PREDICT_DONE, step, delay, *args)
+        if a.counts:  # what the kill left behind
+            if set(_temp_files(out.parent)) - temp_before:
+                outcomes["killed while writing: its temp file beside the previous file"] += 1
+            elif out.stat().st_ino != inode:
+                outcomes["killed after the rename: the new complete file"] += 1
+            else:
+                outcomes["killed before writing: the previous file"] += 1
+        return a
+
+    def after_each(a: Attempt) -> None:
         # Either the old file or a new complete one (the same bytes: predict is deterministic).
-        assert out.read_bytes() == reference
+        assert out.read_bytes() == reference, a.output
         assert len(pd.read_parquet(out)) == 800
-    assert killed >= KILL_TRIALS - 2
+
+    figures = _kill_trials(timing, random.Random(SEED + 1), attempt, after_each)
+    killed = len(figures["kill_points"])
+    assert killed == KILL_TRIALS
     ok(cli(root, "predict", "--config", "config.yaml", "--output", "out/p.parquet"))
     assert out.read_bytes() == reference
     assert _temp_files(out.parent) == []  # the next write removed the killed writers' temp files
     _record(
-        "predict_sigkill", trials=KILL_TRIALS, killed_mid_run=killed, predict_seconds=round(predict_s, 1)
+        "predict_sigkill",
+        trials=KILL_TRIALS,
+        killed_mid_run=killed,
+        attempts=figures["attempts"],
+        redraws=figures["redraws"],
+        missed_attempts=figures["missed_attempts"],
+        kills_per_step=figures["kills_per_step"],
+        what_the_kills_left=dict(outcomes),
+        predict_seconds=round(timing.seconds, 1),
+        warm_up_step_seconds=_timing_figures(timing),
+        kill_points=figures["kill_points"],
     )
 
 
@@ -490,5 +725,5 @@ def test_models_are_loaded_only_by_registry_or_run_uri():
         else:  # a parameter: check the callers build it from the registry name
             assert isinstance(arg, ast.Name)
     # The Spark path passes a URI: the registered chain of the configured prefix, by alias.
-    predict_src = (REPO / "src" / "customer_value" / "pipelines" / "predict.py").read_text()
-    assert 'uri = f"models:/{' in predict_src
+    spark_src = (REPO / "src" / "customer_value" / "engines" / "spark.py").read_text()
+    assert 'uri = f"models:/{' in spark_src

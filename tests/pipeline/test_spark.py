@@ -10,10 +10,11 @@ pytest.importorskip("pyspark", reason="the spark extra is not installed (pip ins
 if shutil.which("java") is None:
     pytest.skip("Spark needs Java 17+, which is not on this machine", allow_module_level=True)
 
-from customer_value import spark as cvs  # noqa: E402
-from customer_value.features.build import Vocabulary, build_features  # noqa: E402
+from customer_value.chain import prediction_schema  # noqa: E402
+from customer_value.engines import spark as cvs  # noqa: E402
+from customer_value.features.build import build_features  # noqa: E402
 from customer_value.pipelines.data import load_data  # noqa: E402
-from customer_value.pipelines.predict import load_models, run_predict  # noqa: E402
+from customer_value.pipelines.predict import run_predict  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -40,26 +41,18 @@ def test_features_agree_with_pandas_on_every_customer_and_column(trained_store, 
     assert (got["nps_class"].fillna("") == expected["nps_class"].fillna("")).all()
 
 
-def test_spark_udf_predictions_equal_predict(trained_store, spark, tmp_path):
+def test_spark_engine_predictions_equal_predict(trained_store, spark, tmp_path):
+    """The Spark engine (features on Spark, spark_udf scoring, validated staged publish) = pandas."""
     cfg, _, _ = trained_store
     ours = run_predict(cfg, None, "champion", str(tmp_path / "p.parquet"), progress_bar=False)[0]
-    models = load_models(cfg)
-    v = models.meta["vocabulary"]
-    feats, _, _ = cvs.build_features_spark(
-        spark,
-        cvs.read_tables(spark, cfg),
-        ours["as_of"].iloc[0],
-        cfg.features,
-        Vocabulary(tuple(v["categories"]), tuple(v["channels"])),
-        buckets=4,
-    )
-    scored = cvs.score_spark(
-        spark,
-        feats,
-        "models:/customer-value-pipeline@champion",
-        ours["as_of"].iloc[0],
-        cfg.tracking.tracking_uri,
-    ).toPandas()
+    on_spark = cfg.model_copy(deep=True)
+    on_spark.engine = "spark"
+    on_spark.spark.buckets = 4
+    out = tmp_path / "s.parquet"
+    head, rows, _ = run_predict(on_spark, None, "champion", str(out), progress_bar=False)
+    assert rows == len(ours) and head["retention_rank"].tolist() == [1, 2, 3, 4, 5]
+    scored = pd.read_parquet(out)
+    assert list(scored.columns) == prediction_schema().names
     scored = scored.sort_values("customer_id").reset_index(drop=True)
     assert scored["customer_id"].tolist() == ours["customer_id"].tolist()
     for col in ("churn_probability", "predicted_clv", "net_value", "value_at_risk"):
@@ -67,6 +60,10 @@ def test_spark_udf_predictions_equal_predict(trained_store, spark, tmp_path):
     assert (scored["retention_rank"] == ours["retention_rank"]).all()
     assert (scored["persona"] == ours["persona"]).all()
     assert (scored["churn_driver_1_reason"] == ours["churn_driver_1_reason"]).all()
+    # A second publish to the same folder replaces it whole (staged, then swapped in).
+    run_predict(on_spark, None, "champion", str(out), progress_bar=False)
+    assert len(pd.read_parquet(out)) == len(ours)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".s.parquet")) == []
 
 
 def test_training_on_spark_built_snapshots_matches_pandas(trained_store, spark, tmp_path):

@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score, roc_auc_score
 
-from customer_value import tracking
-from customer_value.features.build import build_training_set
+from conftest import training_set
+from customer_value import tasks, tracking
 from customer_value.pipelines.data import load_data
-from customer_value.pipelines.train import _champion_gate
+from customer_value.pipelines.gate import champion_gate
+from customer_value.pipelines.train import task_data
 
 
 def _client(cfg):
@@ -100,14 +101,13 @@ def test_same_seed_reproduces_metrics_and_keeps_the_champion(trained_store):
 def test_a_worse_model_never_takes_the_alias(trained_store):
     cfg, first, _ = trained_store
     client = _client(cfg)
-    ts = build_training_set(load_data(cfg).data, first.as_of, cfg)
-    oot = ts.churn.oot.set_index("customer_id")
-    clv_oot = ts.clv.oot.set_index("customer_id")
+    ts = training_set(load_data(cfg).data, first.as_of, cfg)
+    oot = ts.tasks["churn"].oot.set_index("customer_id")
     champion = tracking.load_model(tracking.model_names()["churn"])
     # A model trained on shuffled labels ranks at chance.
     from customer_value.modeling.gbm import ChurnModel
 
-    train = ts.churn.train
+    train = ts.tasks["churn"].train
     shuffled = train["churned"].sample(frac=1, random_state=0).to_numpy().astype(int)
     bad = ChurnModel(params={"max_depth": 2}, n_estimators=20).fit(
         train[champion.features_], shuffled, train[champion.features_], shuffled
@@ -122,15 +122,13 @@ def test_a_worse_model_never_takes_the_alias(trained_store):
             bad.predict_proba(oot[bad.features_].head(3))[:, 1],
             tracking.model_names()["churn"],
         )
-        decisions, moves = _champion_gate(
+        decisions, moves = champion_gate(
+            (tasks.get("churn"),),
             {"churn": version},
             {"churn": bad_score},
-            oot,
-            clv_oot,
-            y,
-            clv_oot["future_margin"].to_numpy(float),
-            seed=0,
-            names=tracking.model_names(),
+            task_data(cfg, ts).data,
+            cfg,
+            tracking.model_names(),
         )
     assert decisions["churn"].startswith(f"challenger: v{version} does not beat champion v1")
     assert moves == [(tracking.model_names()["churn"], "challenger", version)]
@@ -144,8 +142,8 @@ def test_a_worse_model_never_takes_the_alias(trained_store):
 
 def test_recovers_the_simulated_truth_and_behaves(trained_store):
     cfg, first, _ = trained_store
-    ts = build_training_set(load_data(cfg).data, first.as_of, cfg)
-    oot = ts.churn.oot.set_index("customer_id")
+    ts = training_set(load_data(cfg).data, first.as_of, cfg)
+    oot = ts.tasks["churn"].oot.set_index("customer_id")
     truth = (
         pd.read_parquet(cfg.simulation.truth_dir / "truth.parquet")
         .set_index("customer_id")
@@ -156,9 +154,9 @@ def test_recovers_the_simulated_truth_and_behaves(trained_store):
     personas = tracking.load_model(tracking.model_names()["personas"])
     q = churn.predict_proba(oot[churn.features_])[:, 1]
     # Oracle: dead at the cutoff -> certain churn; alive -> P(no purchase) = exp(-lambda w).
-    cutoff = ts.churn.plan.oot_cutoff
+    cutoff = ts.tasks["churn"].plan.oot_cutoff
     dead = truth["death_date"].notna() & (truth["death_date"] <= cutoff)
-    w = ts.churn.plan.label_days
+    w = ts.tasks["churn"].plan.label_days
     oracle = np.where(dead, 1.0, np.exp(-truth["purchase_rate_per_day"] * w))
     y = oot["churned"].to_numpy(float)
     ours, best = roc_auc_score(y, q), roc_auc_score(y, oracle)

@@ -1,7 +1,7 @@
-"""The bad-input corpus: every case in ``tests/bad_inputs/`` run through the real CLI.
+"""The bad-input corpus: every case in ``tests/reliability/bad_inputs/`` run through the real CLI.
 
 Each case folder holds small input files, a ``config.yaml`` and a ``case.yaml`` (see
-``tests/bad_inputs/README.md``). A case is copied into its own temporary folder and run as a user
+``tests/reliability/bad_inputs/README.md``). A case is copied into its own temporary folder and run as a user
 would run it: a subprocess, in that folder. An error case must exit with code 2, print no
 traceback, say in stderr which file, column or key is wrong and what to do, and write nothing at
 all: the folder (and its parent, where the default store and data paths point) is byte-for-byte

@@ -12,10 +12,11 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from customer_value import tracking
+from customer_value.chain import prediction_schema
 from customer_value.cli import app
 from customer_value.config import load_config
 from customer_value.pipelines.data import load_data
-from customer_value.pipelines.predict import PREDICTION_COLUMNS, load_models, run_predict
+from customer_value.pipelines.predict import load_chain, run_predict
 
 runner = CliRunner()
 
@@ -31,14 +32,14 @@ def test_schema_rows_ranges_reasons_and_ranks(trained_store, tmp_path):
     out = tmp_path / "p.parquet"
     frame = _predict(cfg, out)
     disk = pd.read_parquet(out)
-    assert list(disk.columns) == PREDICTION_COLUMNS
+    assert list(disk.columns) == prediction_schema().names
     tx = load_data(cfg).data.transactions
     assert disk["customer_id"].is_unique and len(disk) == tx["customer_id"].nunique()
     assert disk["churn_probability"].between(0, 1).all()
     assert (disk["predicted_clv"] >= 0).all() and disk["predicted_clv"].notna().all()
     assert (disk["as_of"] == tx["timestamp"].max().normalize()).all()
-    models = load_models(cfg)
-    for task, model in (("churn", models.churn), ("clv", models.clv)):
+    chain = load_chain(cfg)
+    for task, model in ((t.name, chain.models[t.name]) for t in chain.tasks if t.explained):
         for i in (1, 2, 3):
             assert disk[f"{task}_driver_{i}_feature"].isin(model.features_).all()
             assert disk[f"{task}_driver_{i}_reason"].str.len().gt(5).all()
@@ -49,7 +50,7 @@ def test_schema_rows_ranges_reasons_and_ranks(trained_store, tmp_path):
     assert ranked["value_at_risk"].is_monotonic_decreasing
     assert np.allclose(disk["value_at_risk"], disk["churn_probability"] * disk["predicted_clv"])
     assert set(disk["churn_model_version"]) == {"1"} and disk["churn_run_id"].str.len().eq(32).all()
-    assert set(disk["persona"]) <= set(models.personas.names_)
+    assert set(disk["persona"]) <= set(chain.models["personas"].names_)
     pd.testing.assert_frame_equal(frame, disk)
 
 

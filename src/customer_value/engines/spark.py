@@ -16,17 +16,26 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 
 import pandas as pd
 
 from customer_value import tracking
-from customer_value.config import Config, FeatureConfig, SourceConfig
+from customer_value.config import Config, FeatureConfig, SourceConfig, SparkConfig, TrackingConfig
+from customer_value.engines.base import Loaded
 from customer_value.errors import UserError
 from customer_value.features.btyd import BTYDModels, btyd_features, fit_btyd
-from customer_value.features.build import Vocabulary, build_feature_set
+from customer_value.features.build import LabelWindow, Vocabulary, build_feature_set
 from customer_value.validate import ValidatedData
 
-__all__ = ["session", "read_source", "read_tables", "build_features_spark", "top_values_spark"]
+__all__ = [
+    "SparkEngine",
+    "session",
+    "read_source",
+    "read_tables",
+    "build_features_spark",
+    "top_values_spark",
+]
 
 BTYD_COLUMNS = (
     "p_alive",
@@ -311,42 +320,20 @@ def spark_features_to_pandas(sdf) -> pd.DataFrame:
     return pdf
 
 
-def score_spark(spark, features, model_uri: str, as_of, tracking_uri: str):
+def score_spark(spark, features, model_uri: str, as_of, tracking_uri: str, schema):
     """Score a Spark feature table with the registered pyfunc chain through ``spark_udf``.
 
-    Returns a Spark DataFrame with the prediction columns; ``retention_rank`` is recomputed over
-    the whole base (value at risk descending, customer id ascending), as ``predict`` does.
+    Returns a Spark DataFrame with the columns of ``schema`` (the prediction schema);
+    ``retention_rank`` is recomputed over the whole base (value at risk descending, customer id
+    ascending), as ``predict`` does.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
     from pyspark.sql.types import StructType
 
-    from customer_value.pipelines.predict import PREDICTION_COLUMNS
-
-    string_cols = {
-        "customer_id",
-        "persona",
-        "churn_model_version",
-        "clv_model_version",
-        "persona_model_version",
-        "churn_run_id",
-        "clv_run_id",
-        "persona_run_id",
-    }
-    fields = []
-    for c in PREDICTION_COLUMNS:
-        if c == "as_of":
-            continue
-        kind = (
-            "string"
-            if c in string_cols or c.endswith(("_feature", "_reason"))
-            else "long"
-            if c == "retention_rank"
-            else "double"
-        )
-        fields.append(f"`{c}` {kind}")
-    schema = StructType.fromDDL(", ".join(fields))
-    udf = tracking.spark_udf(spark, model_uri, schema, tracking_uri)
+    udf = tracking.spark_udf(
+        spark, model_uri, StructType.fromDDL(schema.spark_ddl(exclude=("as_of",))), tracking_uri
+    )
     date = pd.Timestamp(as_of).strftime("%Y-%m-%d")
     inp = features.withColumn("as_of", F.lit(date))
     scored = inp.select(udf(F.struct(*[F.col(c) for c in inp.columns])).alias("p")).select("p.*")
@@ -354,7 +341,7 @@ def score_spark(spark, features, model_uri: str, as_of, tracking_uri: str):
     scored = scored.withColumn("retention_rank", F.row_number().over(rank).cast("long")).withColumn(
         "as_of", F.to_timestamp(F.lit(date))
     )
-    return scored.select(*PREDICTION_COLUMNS)
+    return scored.select(*schema.names)
 
 
 def labels_spark(
@@ -399,7 +386,9 @@ def labels_spark(
     return out
 
 
-def build_training_set_spark(spark, tables: dict, as_of, config: Config, buckets: int = 16):
+def build_training_set_spark(
+    spark, tables: dict, as_of, config: Config, labels: Mapping[str, LabelWindow], buckets: int = 16
+):
     """:func:`customer_value.features.build.build_training_set` with features and labels on Spark.
 
     The customer-level snapshots (one row per customer and cutoff, about 80 numbers each) are
@@ -420,7 +409,8 @@ def build_training_set_spark(spark, tables: dict, as_of, config: Config, buckets
             .withColumn("timestamp", F.to_timestamp("timestamp"))
             .filter(F.col("timestamp") < upto)
         )
-    plans = plan_tasks(pd.Timestamp(tx.agg(F.min("timestamp")).collect()[0][0]), as_of, config)
+    first = pd.Timestamp(tx.agg(F.min("timestamp")).collect()[0][0])
+    plans = plan_tasks(first, as_of, labels, config.snapshots)
     earliest = min(min(p.train_cutoffs) for p in plans.values())
     early = tx.filter(F.to_date("timestamp") <= F.lit(earliest.date()))
     vocab = Vocabulary(
@@ -436,7 +426,7 @@ def build_training_set_spark(spark, tables: dict, as_of, config: Config, buckets
     def labels_at(index, cutoff, days):
         return labels_spark(tx, index, cutoff, days, days, has_cost)
 
-    result = stack_snapshots(plans, features_at, labels_at, vocab)
+    result = stack_snapshots(plans, features_at, labels_at, vocab, labels)
     tx.unpersist()
     return result
 
@@ -473,3 +463,73 @@ def describe(tx) -> tuple[pd.DataFrame, dict, dict, pd.Timestamp]:
         "data.xxhash64_sum": str(row["hash"]),
     }
     return report, facts, fingerprint, pd.Timestamp(row["last"])
+
+
+def max_date(tx) -> pd.Timestamp:
+    """The last transaction date of a Spark table."""
+    from pyspark.sql import functions as F
+
+    return pd.Timestamp(tx.agg(F.max("timestamp")).collect()[0][0])
+
+
+class SparkEngine:
+    """Sources read by Spark, features on the cluster, scoring through ``spark_udf``.
+
+    Predictions are scored by the registered pyfunc chain (``<prefix>-pipeline@alias``) and
+    published with :func:`customer_value.engines.sinks.publish_spark` (validated, staged, swapped).
+    """
+
+    name = "spark"
+
+    def __init__(self, spark: SparkConfig, tracking_config: TrackingConfig):
+        self.spark = spark
+        self.tracking = tracking_config
+
+    def _session(self):
+        return session(self.spark.master, self.spark.app_name, self.spark.driver_memory)
+
+    def load(self, config: Config) -> Loaded:
+        tables = read_tables(self._session(), config)
+        report, facts, fingerprint, last = describe(tables["transactions"])
+        return Loaded(tables, report, facts, fingerprint, last)
+
+    def training_set(self, loaded: Loaded, as_of, config: Config, labels: Mapping[str, LabelWindow]):
+        return build_training_set_spark(
+            self._session(), loaded.tables, as_of, config, labels, self.spark.buckets
+        )
+
+    def check_sink(self, sink) -> None:
+        from customer_value.engines.sinks import FileSink, TableSink
+
+        if not (
+            isinstance(sink, TableSink) or (isinstance(sink, FileSink) and sink.format == "parquet")
+        ):
+            raise UserError(
+                "with engine: spark, predictions are written as parquet or a table",
+                where=str(getattr(sink, "path", getattr(sink, "url", sink))),
+                hint="use a path ending in .parquet, or table:<name>",
+            )
+
+    def score(self, loaded: Loaded, chain, when, config: Config, progress=None, alias="champion"):
+        spark = self._session()
+        feats, _, _ = build_features_spark(
+            spark,
+            loaded.tables,
+            when,
+            chain.spec.features,
+            chain.spec.vocabulary,
+            buckets=self.spark.buckets,
+        )
+        uri = f"models:/{tracking.model_names(self.tracking.model_prefix)[tracking.PIPELINE]}@{alias}"
+        return score_spark(spark, feats, uri, when, self.tracking.tracking_uri, chain.schema)
+
+    def publish(self, scored, sink, schema):
+        from customer_value.engines.sinks import FileSink, publish_spark
+
+        spark = self._session()
+        where = publish_spark(scored, sink, schema, spark)
+        written = (
+            spark.read.parquet(str(sink.path)) if isinstance(sink, FileSink) else spark.table(sink.name)
+        )
+        head = written.orderBy("retention_rank").limit(5).toPandas()
+        return head, written.count(), where
