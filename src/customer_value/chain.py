@@ -159,8 +159,12 @@ class ScoringSpec:
             ) from None
 
     def feature_key(self) -> tuple:
-        """What decides the feature table (two specs with one key score from one table)."""
-        return (self.vocabulary, self.features.model_dump_json())
+        """What decides the feature table (two specs with one key score from one table).
+
+        The vocabulary's order only orders the share columns, which models select by name.
+        """
+        v = self.vocabulary
+        return (frozenset(v.categories), frozenset(v.channels), self.features.model_dump_json())
 
 
 @dataclass(frozen=True)
@@ -269,13 +273,14 @@ def score(
     approximate for everyone else.
     """
     chain.check_features(features)
-    chunks = [features.iloc[s : s + chunk_size] for s in range(0, len(features), chunk_size)]
+    starts = range(0, len(features), chunk_size)
+    chunks = [features.iloc[s : s + chunk_size] for s in starts]
     preds = pd.concat([chain.core(f, btyd)[0] for f in chunks]) if chunks else pd.DataFrame()
     if reasons != "none" and len(preds):
         threshold = preds["value_at_risk"].quantile(1 - exact_share) if reasons == "hybrid" else None
         parts = []
-        for f in chunks:
-            p = preds.loc[f.index]
+        for s, f in zip(starts, chunks, strict=True):
+            p = preds.iloc[s : s + chunk_size]  # by position: ids may repeat in a pyfunc batch
             parts.append(pd.concat([p, chain.reasons(f, p, reasons, threshold)], axis=1))
             if progress is not None:
                 progress(len(f))
@@ -305,12 +310,13 @@ def build_features(chain: Chain, tables: ValidatedData, as_of) -> FeatureSet:
     Warns when scoring rows fall outside a model's training range (trees predict flat beyond it).
     """
     fs = build_feature_set(tables, as_of, chain.spec.features, chain.spec.vocabulary)
-    for task in chain.tasks:
-        ranges = chain.spec.feature_ranges.get(task.name)
-        if ranges:
-            train = pd.DataFrame(ranges, index=["min", "max"])
-            cols = [c for c in chain.models[task.name].features_ if c in train and c in fs.frame]
-            check_feature_ranges(train[cols], fs.frame, cols)
+    # One warning, against the widest range any task's training rows covered.
+    ranges = [pd.DataFrame(r, index=["min", "max"]) for r in chain.spec.feature_ranges.values() if r]
+    if ranges:
+        both = pd.concat(ranges)
+        train = pd.DataFrame({"min": both.loc["min"].min(), "max": both.loc["max"].max()}).T
+        cols = [c for c in train.columns if c in fs.frame]
+        check_feature_ranges(train[cols], fs.frame, cols)
     return fs
 
 

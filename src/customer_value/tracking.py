@@ -24,7 +24,6 @@ import pandas as pd
 from customer_value.config import TrackingConfig
 from customer_value.errors import UserError
 from customer_value.processes import pid_alive, process_start
-from customer_value.tasks import registered
 
 __all__ = [
     "PIPELINE",
@@ -59,6 +58,8 @@ PIPELINE = "pipeline"  # the registered name suffix of the deployable chain
 
 def model_kinds() -> tuple[str, ...]:
     """Registered model kinds: one per task, then the deployable chain."""
+    from customer_value.tasks import registered  # on use: importing tracking stays light
+
     return (*(t.name for t in registered()), PIPELINE)
 
 

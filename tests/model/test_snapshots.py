@@ -150,3 +150,22 @@ def test_every_feature_is_in_the_catalog_and_the_page_is_current(sim):
         feature_catalog(["mystery_feature"])
     page = (REPO / "docs" / "features.md").read_text(encoding="utf-8")
     assert page == catalog_markdown(), "docs/features.md is stale: run `make catalog`"
+
+
+def test_reference_rows_are_the_churn_snapshot_even_with_a_short_horizon(sim):
+    """Personas, value and SHAP read the churn out-of-time rows, whichever window ends later."""
+    from customer_value.pipelines.train import task_data
+
+    _, tables = sim
+    cfg = load_config(
+        REPO / "configs" / "default.yaml",
+        ["snapshots.n_snapshots=2", "features.horizon_days=60", "features.churn_window_days=90"],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ts = training_set(tables, pd.Timestamp("2024-03-31"), cfg)
+    assert ts.tasks["clv"].plan.oot_cutoff > ts.tasks["churn"].plan.oot_cutoff  # CLV's ends later
+    snaps = task_data(cfg, ts)
+    assert "churned" in snaps.reference.columns
+    pd.testing.assert_frame_equal(snaps.reference, ts.tasks["churn"].oot.set_index("customer_id"))
+    assert snaps.data["personas"].oot is snaps.reference

@@ -3,10 +3,10 @@
 import shutil
 
 import cloudpickle
+import extra_task
 import pandas as pd
 import pytest
 
-import extra_task
 from customer_value import tasks, tracking
 from customer_value.chain import prediction_schema
 from customer_value.config import load_config

@@ -41,14 +41,15 @@ class Engine(Protocol):
 
     name: str
 
-    def load(self, config) -> Loaded:
-        """Read and validate the configured sources."""
+    def load(self, config, summary: bool = True) -> Loaded:
+        """Read and validate the configured sources.
+
+        ``summary=False`` (scoring) skips what only a training run records: the data fingerprint
+        (a hash over every row) and, on Spark, the full description scan.
+        """
 
     def training_set(self, loaded: Loaded, as_of: pd.Timestamp, config, labels: Mapping):
         """Stacked training snapshots (:class:`customer_value.features.build.TrainingSet`)."""
-
-    def check_sink(self, sink) -> None:
-        """Refuse an output this engine cannot publish, before any work."""
 
     def score(
         self,

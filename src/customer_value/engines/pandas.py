@@ -56,14 +56,14 @@ class PandasEngine:
 
     name = "pandas"
 
-    def load(self, config: Config) -> Loaded:
+    def load(self, config: Config, summary: bool = True) -> Loaded:
         loaded = load_data(config)
         tables = loaded.data
         return Loaded(
             tables,
             loaded.report.to_frame(),
             loaded.report.facts,
-            data_fingerprint(tables),
+            data_fingerprint(tables) if summary else {},
             tables.transactions["timestamp"].max(),
         )
 
@@ -71,18 +71,6 @@ class PandasEngine:
         self, loaded: Loaded, as_of: pd.Timestamp, config: Config, labels: Mapping[str, LabelWindow]
     ) -> TrainingSet:
         return build_training_set(loaded.tables, as_of, config.features, config.snapshots, labels)
-
-    def check_sink(self, sink) -> None:
-        from customer_value.engines.sinks import TableSink
-
-        if isinstance(sink, TableSink):
-            from customer_value.errors import UserError
-
-            raise UserError(
-                "table:<name> outputs need engine: spark",
-                where=f"table:{sink.name}",
-                hint="write a .parquet/.csv file or a database URL, or set engine: spark",
-            )
 
     def score(
         self,

@@ -488,8 +488,10 @@ class SparkEngine:
     def _session(self):
         return session(self.spark.master, self.spark.app_name, self.spark.driver_memory)
 
-    def load(self, config: Config) -> Loaded:
+    def load(self, config: Config, summary: bool = True) -> Loaded:
         tables = read_tables(self._session(), config)
+        if not summary:  # scoring needs the last date only, not a scan that hashes every row
+            return Loaded(tables, pd.DataFrame(), {}, {}, max_date(tables["transactions"]))
         report, facts, fingerprint, last = describe(tables["transactions"])
         return Loaded(tables, report, facts, fingerprint, last)
 
@@ -497,18 +499,6 @@ class SparkEngine:
         return build_training_set_spark(
             self._session(), loaded.tables, as_of, config, labels, self.spark.buckets
         )
-
-    def check_sink(self, sink) -> None:
-        from customer_value.engines.sinks import FileSink, TableSink
-
-        if not (
-            isinstance(sink, TableSink) or (isinstance(sink, FileSink) and sink.format == "parquet")
-        ):
-            raise UserError(
-                "with engine: spark, predictions are written as parquet or a table",
-                where=str(getattr(sink, "path", getattr(sink, "url", sink))),
-                hint="use a path ending in .parquet, or table:<name>",
-            )
 
     def score(self, loaded: Loaded, chain, when, config: Config, progress=None, alias="champion"):
         spark = self._session()

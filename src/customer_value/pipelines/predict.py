@@ -28,9 +28,9 @@ SPEC_KEY = "scoring_spec"
 def _spec(metadata: dict, where: str) -> ScoringSpec:
     if SPEC_KEY not in metadata:
         raise UserError(
-            "the registered model has no scoring spec: it was trained by an older version",
+            "the model has no scoring spec: it was trained by a version before the spec existed",
             where=where,
-            hint="retrain with this version (`make train`), which registers models with their spec",
+            hint="retrain with this version (`make train`), which logs every model with its spec",
         )
     return ScoringSpec.from_dict(metadata[SPEC_KEY])
 
@@ -119,7 +119,6 @@ def run_predict(
     # the output parses and can be written, --as-of is a date, the store exists and answers.
     engine = engines.get(config)
     sink = parse_sink(output, table, engine.name)
-    engine.check_sink(sink)
     check_sink(sink, engine.name)
     wanted = parse_as_of(as_of)
     tracking.check_store(config.tracking, must_exist=True)
@@ -131,7 +130,7 @@ def run_predict(
     step(1, f"loading the {alias} models")
     chain = load_chain(config, alias)
     step(2, f"reading and validating the data ({engine.name})")
-    loaded = engine.load(config)
+    loaded = engine.load(config, summary=False)
     when = loaded.last.normalize() if wanted is None else wanted
     step(3, f"features and scores at {when.date()}")
     bar = None

@@ -110,7 +110,8 @@ def task_data(config: Config, ts: TrainingSet) -> Snapshots:
             task.target(config, tset.frame),
             features,
         )
-    latest = ts.latest
+    refs = [t.name for t in tasks.labelled(config) if t.reference and t.name in ts.tasks]
+    latest = ts.tasks[refs[0]] if refs else ts.latest
     reference = latest.oot.set_index("customer_id")
     ref_btyd = ts.btyd[latest.plan.oot_cutoff]
     for task in tasks.registered():
@@ -351,7 +352,8 @@ def _run_tags(config: Config, as_of: pd.Timestamp, snaps: Snapshots, loaded: Loa
         tags[f"{name}.train_cutoffs"] = ",".join(str(c.date()) for c in tset.plan.train_cutoffs)
         tags[f"{name}.label_days"] = str(tset.plan.label_days)
         tags[f"{name}.target"] = str(d.target)
-        tags[f"{name}.projected"] = str(tset.plan.projected).lower()
+        projects = tasks.get(name).prediction_window_days(config) is not None
+        tags[f"{name}.projected"] = str(tset.plan.projected and projects).lower()
     tags["git_commit"] = _git_commit(Path(__file__).resolve().parent)
     tags["status"] = "running"
     tags.update(loaded.fingerprint)

@@ -179,6 +179,9 @@ class Task:
         Name of the validation metric each tuning trial logs.
     title : str
         Heading of the task's section in the run report.
+    reference : bool
+        The task's out-of-time rows are the run's reference rows: personas are fitted on them and
+        the persona profile, value and SHAP are computed on them (their labels are read there).
     """
 
     name: ClassVar[str]
@@ -192,6 +195,7 @@ class Task:
     label_columns: ClassVar[tuple[str, ...]] = ()
     tuning_metric: ClassVar[str] = ""
     title: ClassVar[str] = ""
+    reference: ClassVar[bool] = False
     backtest_metrics: ClassVar[tuple[str, ...]] = ()
     chart_metrics: ClassVar[tuple[str, ...]] = ()
 

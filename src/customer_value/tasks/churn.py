@@ -69,6 +69,7 @@ class ChurnTask(Task):
     label_columns = ("churned",)
 
     title = "Churn model (out-of-time)"
+    reference = True  # the most recent fully observed window, with the churn label
     backtest_metrics = ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_decile")
     chart_metrics = ("roc_auc", "pr_auc")
 
