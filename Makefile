@@ -7,7 +7,7 @@ CONFIG ?= configs/default.yaml
 CV     := $(BIN)/customer-value
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock browser notebooks doctor simulate validate features catalog train predict ui test test-fast lint bench bench-features bench-predict backtest clean
+.PHONY: help install lock browser notebooks doctor simulate validate features catalog train predict ui test test-fast lint bench bench-features bench-predict bench-evaluate evaluate backtest clean
 
 help: ## Show the targets with one line each
 	@echo "customer_value — make targets:"
@@ -114,8 +114,18 @@ bench-features: $(BENCH_STAMP) ## Feature building on 1M and 10M transactions vs
 bench-predict: $(STAMP) ## Scoring 1M customers with and without reason codes
 	$(BIN)/python benchmarks/bench_predict.py --customers 1000000 --out reports/bench_predict.md
 
-bench: $(BENCH_STAMP) ## All benchmarks and backtests side by side -> reports/bench.md (< 20 min on 2 cores)
+bench: $(BENCH_STAMP) bench-evaluate ## All benchmarks and backtests side by side -> reports/bench.md (< 20 min on 2 cores)
 	$(BIN)/python benchmarks/bench.py
+
+OR_DATA ?= ../shared/data/online_retail/online_retail_2010-12_2011-12.csv.gz
+bench-evaluate: $(STAMP) ## Holdout verdicts vs BG/NBD, MBG/NBD, naive: Online Retail at 4 cutoffs, both simulated bases
+	mkdir -p reports
+	$(CV) evaluate -c configs/online_retail.yaml --set data.transactions.path=$(abspath $(OR_DATA)) --cal-end 2011-06-11,2011-07-11,2011-08-10,2011-09-09 --holdout-days 91 --output reports/evaluate_online_retail.csv | tee reports/evaluate_online_retail.log
+	$(CV) evaluate -c configs/default.yaml --cal-end 2023-06-30 --holdout-days 365 --output reports/evaluate_simulated.csv | tee reports/evaluate_simulated.log
+	$(CV) evaluate -c configs/simulated_drift.yaml --cal-end 2023-06-30 --holdout-days 365 --output reports/evaluate_simulated_drift.csv | tee reports/evaluate_simulated_drift.log
+
+evaluate: $(STAMP) ## Holdout verdicts on CONFIG (CAL_END=d1,d2 HOLDOUT=days)
+	$(CV) evaluate --config $(CONFIG) --cal-end $(CAL_END) --holdout-days $(HOLDOUT)
 
 backtest: $(STAMP) ## Rolling out-of-time backtest (CONFIG=..., CUTOFFS=d1,d2)
 	$(CV) backtest --config $(CONFIG) --cutoffs $(CUTOFFS)

@@ -215,7 +215,10 @@ class Chain:
         for task in self.tasks:
             cols.update(task.predict(self.models[task.name], features, self.spec.tasks[task.name], btyd))
         nan = pd.Series(np.nan, index=features.index)
-        cols["expected_transactions"] = features.get("bgnbd_expected_transactions", nan).to_numpy(float)
+        if "expected_transactions" not in cols:  # no task learned it: BG/NBD's
+            cols["expected_transactions"] = features.get("bgnbd_expected_transactions", nan).to_numpy(
+                float
+            )
         cols["p_alive"] = features.get("p_alive", nan).to_numpy(float)
         out = pd.DataFrame(cols, index=features.index)
         fc = self.spec.features

@@ -331,6 +331,51 @@ def backtest(
     typer.echo(f"\nBacktest run {res.run_id} ({res.seconds:.0f}s)")
 
 
+@app.command()
+@_user_errors
+def evaluate(
+    config: ConfigOpt = Path("configs/default.yaml"),
+    set_: SetOpt = None,
+    cal_end: Annotated[
+        str, typer.Option("--cal-end", help="Calibration end date(s), comma-separated.")
+    ] = "",
+    holdout_days: Annotated[int, typer.Option("--holdout-days", help="Holdout window length.")] = 91,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals.")] = 200,
+    output: Annotated[Path | None, typer.Option(help="Also write the verdicts (csv/parquet).")] = None,
+) -> None:
+    """Protocol-R style holdout: ours vs BG/NBD, MBG/NBD, Gamma-Gamma and naive rates, verdicts."""
+    from customer_value import io
+    from customer_value.errors import UserError
+    from customer_value.pipelines.evaluate import run_evaluate
+
+    cfg = _load(config, set_)
+    dates = [c.strip() for c in cal_end.split(",") if c.strip()]
+    if not dates:
+        raise UserError("no calibration end given", hint="e.g. --cal-end 2011-09-09")
+    res = run_evaluate(cfg, dates, holdout_days, bootstrap, say=typer.echo)
+    if output is not None:
+        io.write_frame(res.verdicts, output)
+    typer.echo("\n" + verdict_markdown(res.verdicts))
+    wins = int((res.verdicts["verdict"] == "win").sum())
+    n = len(res.verdicts)
+    typer.echo(f"\n{wins} of {n} headline metrics beat the best classical model ({res.seconds:.0f}s)")
+
+
+def verdict_markdown(v) -> str:
+    """The verdict table as markdown: ours with its 95 % interval beside the best classical model."""
+    lines = [
+        "| cal end | metric | ours (95 % CI) | best classical | verdict |",
+        "|---|---|---:|---|---|",
+    ]
+    for r in v.itertuples():
+        pct = "aggregate" in r.metric
+        fmt = (lambda x: f"{x:+.1%}") if pct else (lambda x: f"{x:.4f}")
+        ci = f" ({fmt(r.ci_low)} .. {fmt(r.ci_high)})" if r.ci_low == r.ci_low else ""
+        best = f"{r.best_classical} {fmt(r.classical)}"
+        lines.append(f"| {r.cal_end} | {r.metric} | {fmt(r.ours)}{ci} | {best} | {r.verdict} |")
+    return "\n".join(lines)
+
+
 def _print_backtest(t) -> None:
     from customer_value import tasks
 

@@ -26,6 +26,7 @@ __all__ = [
     "DataConfig",
     "FeatureConfig",
     "SnapshotConfig",
+    "ServingConfig",
     "PolicyConfig",
     "ProjectConfig",
     "SimulationConfig",
@@ -144,8 +145,18 @@ class DataConfig(_Model):
 
 
 class SimulationConfig(_Model):
-    """The simulated customer base (the embedded default data)."""
+    """The simulated customer base (the embedded default data); see docs/simulation.md."""
 
+    kind: Literal["btyd", "drift"] = Field(
+        "btyd",
+        description="btyd: BG/NBD + Gamma-Gamma by construction (the default). drift: seasonality, "
+        "satisfaction-driven dropout, spend trends and cohort drift; not BG/NBD by construction.",
+    )
+    drift: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Overrides of the drift base's parameters (synthetic.DriftParams fields, e.g. "
+        "seasonal_amplitude: 0.3); only read when kind is drift, and checked before it simulates.",
+    )
     n_customers: int = Field(20_000, gt=0)
     start_date: dt.date = dt.date(2022, 1, 1)
     end_date: dt.date = Field(dt.date(2024, 6, 30), description="Observation end (inclusive).")
@@ -211,6 +222,34 @@ class SnapshotConfig(_Model):
         gt=0,
         description="Shortest label window accepted when history is shorter than the "
         "horizon (predictions are then projected to the full horizon).",
+    )
+    serving_snapshots: int = Field(
+        4,
+        ge=1,
+        description="Fully labelled cutoffs the served models are refitted on: the out-of-time "
+        "one and those before it, spacing_days apart (no purge gap: serving is not judged).",
+    )
+
+
+class ServingConfig(_Model):
+    """What is served: refitted models, blended with the classical ones, or a classical model."""
+
+    refit: bool = Field(
+        True,
+        description="Refit the served models on the latest fully labelled windows "
+        "(snapshots.serving_snapshots) with the tuned hyper-parameters; metrics stay out-of-time.",
+    )
+    blend: bool = Field(
+        True,
+        description="Blend the learned CLV and transaction models with BG/NBD + Gamma-Gamma and "
+        "the naive rates (non-negative weights fitted on the out-of-time window).",
+    )
+    tolerance: float = Field(
+        0.02,
+        ge=0,
+        description="Gate: the learned model is served only if, on the out-of-time window, no "
+        "headline metric is worse than the best classical model's by more than this (relative "
+        "for aggregate error and Brier, absolute for rank metrics).",
     )
 
 
@@ -359,6 +398,7 @@ class Config(_Model):
     simulation: SimulationConfig | None = None
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
     personas: PersonaConfig = Field(default_factory=PersonaConfig)
     churn: ChurnConfig = Field(default_factory=ChurnConfig)
     clv: CLVConfig = Field(default_factory=CLVConfig)

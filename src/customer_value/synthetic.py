@@ -1,6 +1,8 @@
-"""The simulated customer base: a retailer whose ground truth is known.
+"""The simulated customer bases: retailers whose ground truth is known.
 
-The generative model (documented in ``docs/simulation.md``):
+Two generative models are available (both documented in ``docs/simulation.md``):
+
+``btyd`` (:func:`simulate_base`, the default) is BG/NBD + Gamma-Gamma by construction:
 
 * Each customer belongs to one latent **persona**, which sets the distributions of everything below.
 * **Purchases follow BG/NBD**: after the first purchase at ``t0``, repeat purchases arrive as a Poisson
@@ -20,16 +22,27 @@ The generative model (documented in ``docs/simulation.md``):
 * **Feedback**: orders trigger NPS answers (score around ``7 + 1.8 s``) and support tickets
   (likelier when ``s`` is low and on returns); tickets are followed by CSAT answers.
 
+``drift`` (:func:`simulate_drift`) keeps the personas, lines, channels, acquisition and feedback
+but is deliberately *not* BG/NBD: purchase intensity follows an annual and a weekly cycle, customers
+drop out through a daily hazard driven by a satisfaction that evolves with every order (returns and
+support tickets make it worse), order values trend per customer and with price inflation, and later
+acquisition cohorts buy less and leave sooner while acquisition itself grows. Its parameters are the
+fields of :class:`DriftParams`.
+
 Ground truth is written beside the data, never in it: per customer persona, latent parameters,
 whether still alive at the observation end, and the transactions of the ``future_days`` after it (a
-separate file, for evaluation only). Everything is vectorised: no Python loop per customer or
-transaction, so 10 million rows take well under a minute.
+separate file, for evaluation only). Everything is vectorised over customers and transactions: no
+Python loop per customer or transaction (the drift base loops over days, each step vectorised over
+the customers alive that day), so 10 million rows take well under a minute.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,13 +53,15 @@ __all__ = [
     "CHANNELS",
     "ACQUISITION_CHANNELS",
     "PERSONAS",
+    "DriftParams",
     "Persona",
     "SimulatedBase",
+    "simulate",
     "simulate_base",
+    "simulate_drift",
     "simulate_bgnbd",
     "simulate_gamma_gamma",
 ]
-
 CATEGORIES = ("grocery", "home", "fashion", "electronics", "beauty", "toys", "garden", "sports")
 #: Gross margin (share of list price) per category, in CATEGORIES order.
 CATEGORY_MARGINS = (0.15, 0.35, 0.50, 0.12, 0.55, 0.40, 0.35, 0.30)
@@ -251,128 +266,167 @@ def _categorical_rows(rng: np.random.Generator, probs: np.ndarray, rows: np.ndar
     return (cum[rows] < u).sum(axis=1)
 
 
-def simulate_base(
-    n_customers: int = 20_000,
-    start_date: dt.date = dt.date(2022, 1, 1),
-    end_date: dt.date = dt.date(2024, 6, 30),
-    future_days: int = 365,
-    initial_share: float = 0.3,
-    seed: int = 42,
-    personas: tuple[Persona, ...] = PERSONAS,
-) -> SimulatedBase:
-    """Simulate a customer base with known ground truth.
+@dataclass(frozen=True)
+class DriftParams:
+    """Parameters of the ``drift`` base (:func:`simulate_drift`); every rate is per day or per year.
 
-    Parameters
-    ----------
-    n_customers : int
-        Customers acquired over the observation period.
-    start_date, end_date : date
-        Observation period (both inclusive).
-    future_days : int
-        Length of the ground-truth window after ``end_date``.
-    initial_share : float
-        Share of customers whose first purchase falls in the first 30 days (an existing base).
-    seed : int
-        Seed; the same seed gives identical frames.
-    personas : tuple of Persona
-        The latent personas and their weights.
-
-    Returns
-    -------
-    SimulatedBase
-
-    Examples
-    --------
-    >>> base = simulate_base(200, seed=1)
-    >>> base.truth["customer_id"].is_unique
-    True
+    Seasonality
+        ``seasonal_amplitude`` A: purchase intensity is multiplied by ``1 + A cos(2 pi (doy - peak) /
+        365.25)``, so the peak is ``(1 + A) / (1 - A)`` times the trough (1.74 for A = 0.27), the peak
+        on day-of-year ``seasonal_peak_doy`` (335 = 1 December) and the trough half a year away (early
+        June). ``weekly_pattern`` multiplies it by day of week, Monday first (normalised to mean 1).
+    Satisfaction
+        Starts at ``s0 ~ Normal(mu_persona + cohort_satisfaction_trend * years, 1)``. After every
+        order it moves as an AR(1) around the customer's own starting level: ``s <- s0 +
+        satisfaction_persistence (s - s0) + Normal(satisfaction_step_mean, satisfaction_step_sd) -
+        return_penalty * returned lines - ticket_penalty * tickets``.
+    Dropout
+        A daily hazard ``h = hazard_scale * p_beta * persona_mean_rate * exp(cohort_hazard_trend *
+        years) * exp(-satisfaction_hazard_effect * s) * (1 + early_hazard_boost * exp(
+        cohort_early_hazard_trend * years) * exp(-tenure / early_hazard_days))`` with ``p_beta ~
+        Beta(a, b)`` of the persona: dropout happens between purchases, likelier when unhappy and early.
+    Spend
+        Each customer's order values drift by ``exp(trend * years since first purchase)``, ``trend ~
+        Normal(0, spend_trend_sd)`` per year, and prices rise by ``inflation_per_year`` (compounded).
+    Cohorts
+        ``years`` is the acquisition time in years after ``start_date``. The purchase rate is
+        ``Gamma(r, alpha) * exp(cohort_rate_trend * years)``; the acquisition intensity grows as
+        ``exp(acquisition_growth * t)`` (t in years) and follows the annual cycle with amplitude
+        ``acquisition_seasonal_amplitude``.
     """
-    rng = np.random.default_rng(seed)
-    n = int(n_customers)
-    start = pd.Timestamp(start_date)
-    end = pd.Timestamp(end_date)
-    obs_days = (end - start).days + 1  # end_date inclusive
-    horizon_end = obs_days + future_days  # days since start; future window is [obs_days, +future)
 
-    weights = np.array([p.weight for p in personas])
-    persona_idx = rng.choice(len(personas), size=n, p=weights / weights.sum())
-    P = {
-        f: np.array([getattr(p, f) for p in personas])
-        for f in (
-            "r",
-            "alpha",
-            "a",
-            "b",
-            "p_spend",
-            "q",
-            "gamma",
-            "breadth",
-            "lines",
-            "discount_prob",
-            "return_prob",
-            "satisfaction_mean",
-        )
-    }
-    pick = {k: v[persona_idx] for k, v in P.items()}
+    seasonal_amplitude: float = 0.27
+    seasonal_peak_doy: int = 335
+    weekly_pattern: tuple[float, ...] = (0.95, 0.90, 0.92, 0.98, 1.05, 1.15, 1.05)
+    satisfaction_persistence: float = 0.85
+    satisfaction_step_mean: float = 0.05
+    satisfaction_step_sd: float = 0.3
+    return_penalty: float = 0.15
+    ticket_penalty: float = 0.3
+    hazard_scale: float = 0.7
+    satisfaction_hazard_effect: float = 0.8
+    early_hazard_boost: float = 2.0
+    early_hazard_days: float = 60.0
+    spend_trend_sd: float = 0.15
+    inflation_per_year: float = 0.04
+    cohort_rate_trend: float = -0.2
+    cohort_hazard_trend: float = 0.25
+    cohort_early_hazard_trend: float = 0.4
+    cohort_satisfaction_trend: float = -0.15
+    acquisition_growth: float = 0.4
+    acquisition_seasonal_amplitude: float = 0.27
 
-    # Latent individual parameters (BG/NBD and Gamma-Gamma heterogeneity).
-    lam = rng.gamma(pick["r"], 1.0 / pick["alpha"])
-    p_beta = np.clip(rng.beta(pick["a"], pick["b"]), 1e-4, 1 - 1e-4)
-    satisfaction = rng.normal(pick["satisfaction_mean"], 1.0)
-    p_drop = expit(logit(p_beta) - SATISFACTION_EFFECT * satisfaction)
-    nu = rng.gamma(pick["q"], 1.0 / pick["gamma"])
+    def __post_init__(self) -> None:
+        """Reject values the simulation cannot honour, naming the field."""
+        for name in ("seasonal_amplitude", "acquisition_seasonal_amplitude"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1) so intensities stay positive")
+        if not 1 <= self.seasonal_peak_doy <= 366:
+            raise ValueError("seasonal_peak_doy must be a day of the year, 1..366")
+        week = tuple(float(w) for w in self.weekly_pattern)
+        if len(week) != 7 or min(week) <= 0:
+            raise ValueError("weekly_pattern needs 7 positive weights, Monday first")
+        object.__setattr__(self, "weekly_pattern", week)  # lists from YAML become a hashable tuple
+        if not 0 <= self.satisfaction_persistence <= 1:
+            raise ValueError("satisfaction_persistence must be in [0, 1]")
+        for name in ("satisfaction_step_sd", "hazard_scale", "early_hazard_boost", "spend_trend_sd"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.early_hazard_days <= 0:
+            raise ValueError("early_hazard_days must be > 0")
+        if self.inflation_per_year <= -1:
+            raise ValueError("inflation_per_year must be > -1")
 
-    # First purchase: an existing base in the first 30 days, the rest acquired over the period.
-    initial = rng.random(n) < initial_share
-    t0 = np.where(initial, rng.uniform(0, min(30, obs_days), n), rng.uniform(0, obs_days, n))
-    order = np.argsort(t0, kind="stable")  # ids follow acquisition order, as a real system's would
+    @classmethod
+    def from_overrides(cls, overrides: Mapping[str, Any] | None = None) -> DriftParams:
+        """The defaults with ``overrides`` (field name -> value) applied; unknown names are errors."""
+        overrides = dict(overrides or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown drift parameter(s) {unknown}; valid: {sorted(known)}")
+        return cls(**overrides)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready parameters (the weekly pattern as a list)."""
+        out = dataclasses.asdict(self)
+        out["weekly_pattern"] = list(self.weekly_pattern)
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Steps shared by both bases. Each step draws its random numbers in a fixed order, so a base that
+# calls the steps in the same order gives the same numbers for the same seed.
+
+_PERSONA_FIELDS = (
+    "r",
+    "alpha",
+    "a",
+    "b",
+    "p_spend",
+    "q",
+    "gamma",
+    "breadth",
+    "lines",
+    "discount_prob",
+    "return_prob",
+    "satisfaction_mean",
+)
+
+
+def _persona_arrays(personas: tuple[Persona, ...], persona_idx: np.ndarray) -> dict[str, np.ndarray]:
+    """Each persona parameter as one value per customer."""
+    table = {f: np.array([getattr(p, f) for p in personas]) for f in _PERSONA_FIELDS}
+    return {k: v[persona_idx] for k, v in table.items()}
+
+
+def _customer_ids(t0: np.ndarray) -> np.ndarray:
+    """Ids ``C000001``... in acquisition order, as a real system would number its customers."""
+    n = len(t0)
+    order = np.argsort(t0, kind="stable")
     width = max(6, len(str(n)))
     ids = np.empty(n, dtype=object)
     ids[order] = [f"C{i:0{width}d}" for i in range(1, n + 1)]
+    return ids
 
-    # Repeat purchases: Poisson(lam) over (t0, horizon_end), stopped after the J-th, J ~ Geom(p).
-    window = horizon_end - t0
-    n_events = rng.poisson(lam * window)
-    lifetime_repeats = rng.geometric(p_drop)
-    k = np.minimum(n_events, lifetime_repeats)
-    frac = _exp_orderstats(rng, n_events, k)
-    rep_owner = np.repeat(np.arange(n), k)
-    rep_time = t0[rep_owner] + frac * window[rep_owner]
 
-    # Map the day fraction onto shop hours (07:00-23:00); the day and the order are unchanged.
-    t0, rep_time = _shop_hours(t0), _shop_hours(rep_time)
-    order_owner = np.concatenate([np.arange(n), rep_owner])
-    order_time = np.concatenate([t0, rep_time])
-    srt = np.lexsort((order_time, order_owner))
-    order_owner, order_time = order_owner[srt], order_time[srt]
+def _order_attributes(
+    rng: np.random.Generator,
+    personas: tuple[Persona, ...],
+    persona_idx: np.ndarray,
+    order_owner: np.ndarray,
+    discount_prob: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each order's channel (from the persona's mix) and discount rate (0 or 10-30 %)."""
     n_orders = len(order_owner)
-
-    repeats_by_end = np.bincount(rep_owner[rep_time < obs_days], minlength=n)
-    alive_at_end = lifetime_repeats > repeats_by_end
-    died = k == lifetime_repeats  # dropped out within the simulated horizon
-    last_rep = np.full(n, np.nan)
-    if len(rep_owner):
-        last_idx = np.cumsum(k)[k > 0] - 1
-        last_rep[k > 0] = rep_time[last_idx]
-    death_day = np.where(died & (k > 0), last_rep, np.nan)
-
-    # Orders: value, channel, discount.
-    order_value = rng.gamma(pick["p_spend"][order_owner], 1.0 / nu[order_owner])
     channel_mix = np.array([p.channel_mix for p in personas])
     order_channel = _categorical_rows(rng, channel_mix, persona_idx[order_owner])
-    discounted = rng.random(n_orders) < pick["discount_prob"][order_owner]
+    discounted = rng.random(n_orders) < discount_prob[order_owner]
     discount_rate = np.where(discounted, rng.uniform(0.1, 0.3, n_orders), 0.0)
+    return order_channel, discount_rate
 
-    # Lines: split each order's list value over 1 + Poisson(lines) lines.
-    n_lines = 1 + rng.poisson(pick["lines"][order_owner])
-    line_order = np.repeat(np.arange(n_orders), n_lines)
+
+def _order_lines(
+    rng: np.random.Generator,
+    n_lines: np.ndarray,
+    order_owner: np.ndarray,
+    order_value: np.ndarray,
+    discount_rate: np.ndarray,
+    breadth: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Split each order's list value over its ``n_lines`` lines and give each line its attributes.
+
+    Returns the per-line arrays ``line_order`` (index of the order), ``line_owner``, ``line_cat``,
+    ``product_rank``, ``quantity``, ``amount`` (paid), ``discount`` and ``cost``.
+    """
+    line_order = np.repeat(np.arange(len(order_owner)), n_lines)
     share = rng.standard_exponential(len(line_order))
     share /= np.bincount(line_order, weights=share)[line_order]
     list_amount = order_value[line_order] * share
     line_owner = order_owner[line_order]
 
     # Category preferences: Dirichlet per customer, concentrated for narrow buyers.
-    conc = np.maximum(pick["breadth"], 0.05)[:, None] * np.ones(len(CATEGORIES))
+    conc = np.maximum(breadth, 0.05)[:, None] * np.ones(len(CATEGORIES))
     cat_pref = rng.gamma(conc)
     cat_pref = np.maximum(cat_pref, 1e-12)
     cat_pref /= cat_pref.sum(axis=1, keepdims=True)
@@ -385,16 +439,44 @@ def simulate_base(
     discount = np.maximum(np.round(list_amount - amount, 2), 0.0) + 0.0  # no negative zeros
     cost = np.round(list_amount * (1 - margins[line_cat]) * rng.uniform(0.9, 1.1, len(line_cat)), 2)
     amount = np.maximum(amount, 0.01)
+    return {
+        "line_order": line_order,
+        "line_owner": line_owner,
+        "line_cat": line_cat,
+        "product_rank": product_rank,
+        "quantity": quantity,
+        "amount": amount,
+        "discount": discount,
+        "cost": cost,
+    }
 
-    # Returns: a line comes back 1-30 days later as a negative row.
-    returned = rng.random(len(line_order)) < pick["return_prob"][line_owner]
-    ret_time = order_time[line_order][returned] + rng.uniform(1, 30, int(returned.sum()))
 
-    order_ids = np.array([f"O{i:08d}" for i in range(1, n_orders + 1)], dtype=object)
+def _return_times(
+    rng: np.random.Generator, order_time: np.ndarray, line_order: np.ndarray, returned: np.ndarray
+) -> np.ndarray:
+    """When each returned line comes back: 1-30 days after its order."""
+    return order_time[line_order][returned] + rng.uniform(1, 30, int(returned.sum()))
+
+
+def _transaction_tables(
+    ids: np.ndarray,
+    order_time: np.ndarray,
+    order_channel: np.ndarray,
+    lines: dict[str, np.ndarray],
+    returned: np.ndarray,
+    ret_time: np.ndarray,
+    start: pd.Timestamp,
+    obs_days: int,
+    horizon_end: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The observed transactions (before ``obs_days``) and the future ones (up to ``horizon_end``)."""
+    line_order, line_owner, line_cat = lines["line_order"], lines["line_owner"], lines["line_cat"]
+    quantity, amount, cost, discount = (lines[k] for k in ("quantity", "amount", "cost", "discount"))
+    order_ids = np.array([f"O{i:08d}" for i in range(1, len(order_time) + 1)], dtype=object)
     cat_names = np.array(CATEGORIES, dtype=object)
     product_ids = np.char.add(
         np.char.add(np.array([c[:3].upper() for c in CATEGORIES])[line_cat], "-"),
-        np.char.zfill(product_rank.astype(str), 3),
+        np.char.zfill(lines["product_rank"].astype(str), 3),
     ).astype(object)
     ch_names = np.array(CHANNELS, dtype=object)
 
@@ -439,10 +521,20 @@ def simulate_base(
     in_future = (line_time >= obs_days) & (line_time < horizon_end)
     ret_obs = ret_time < obs_days
     ret_future = (ret_time >= obs_days) & (ret_time < horizon_end)
-    transactions = _frame(in_obs, ret_obs)
-    future = _frame(in_future, ret_future)
+    return _frame(in_obs, ret_obs), _frame(in_future, ret_future)
 
-    # Acquisition channel and cost; referrers among earlier customers, weighted by satisfaction.
+
+def _customers_table(
+    rng: np.random.Generator,
+    personas: tuple[Persona, ...],
+    persona_idx: np.ndarray,
+    t0: np.ndarray,
+    satisfaction: np.ndarray,
+    ids: np.ndarray,
+    start: pd.Timestamp,
+) -> pd.DataFrame:
+    """Acquisition channel and cost; referrers among earlier customers, weighted by satisfaction."""
+    n = len(t0)
     acq_mix = np.array([p.acquisition_mix for p in personas])
     acq = _categorical_rows(rng, acq_mix, persona_idx)
     acq_cost = np.round(np.array(ACQUISITION_COSTS)[acq] * rng.lognormal(0.0, 0.3, n), 2)
@@ -459,7 +551,7 @@ def simulate_base(
     referrer_rank = np.searchsorted(cum_w, u, side="right")
     referred_by[is_ref] = ids[by_t0[referrer_rank]]
     signup = start + pd.to_timedelta(np.floor(t0), unit="D")
-    customers = (
+    return (
         pd.DataFrame(
             {
                 "customer_id": ids,
@@ -473,30 +565,43 @@ def simulate_base(
         .reset_index(drop=True)
     )
 
-    # Feedback: NPS after some orders, tickets (more when unhappy and on returns), CSAT after tickets.
-    s_order = satisfaction[order_owner]
-    nps_mask = rng.random(n_orders) < 0.08
+
+def _nps_answers(
+    rng: np.random.Generator, order_time: np.ndarray, s_order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """8 % of orders get an NPS answer 1-7 days later, scored around ``7 + 1.8 s``.
+
+    Returns the mask of surveyed orders, the answer times and the scores.
+    """
+    nps_mask = rng.random(len(order_time)) < 0.08
     nps_time = order_time[nps_mask] + rng.uniform(1, 7, int(nps_mask.sum()))
     nps_score = np.clip(np.round(rng.normal(7.0 + 1.8 * s_order[nps_mask], 1.2)), 0, 10)
-    ticket_p = expit(-3.0 - 0.8 * s_order)
-    t_mask = rng.random(n_orders) < ticket_p
-    t_owner = np.concatenate([order_owner[t_mask], line_owner[returned]])
-    t_time = np.concatenate(
-        [
-            order_time[t_mask] + rng.uniform(0, 10, int(t_mask.sum())),
-            ret_time + rng.uniform(0, 3, len(ret_time)),
-        ]
-    )
-    keep_t = rng.random(len(t_owner)) < np.where(np.arange(len(t_owner)) < int(t_mask.sum()), 1.0, 0.3)
-    t_owner, t_time = t_owner[keep_t], t_time[keep_t]
+    return nps_mask, nps_time, nps_score
+
+
+def _interactions_table(
+    rng: np.random.Generator,
+    ids: np.ndarray,
+    nps_owner: np.ndarray,
+    nps_time: np.ndarray,
+    nps_score: np.ndarray,
+    t_owner: np.ndarray,
+    t_time: np.ndarray,
+    t_satisfaction: np.ndarray,
+    start: pd.Timestamp,
+    obs_days: int,
+) -> pd.DataFrame:
+    """NPS answers, support tickets and the CSAT answers 60 % of tickets get, up to ``obs_days``.
+
+    ``t_satisfaction`` is the customer's satisfaction behind each ticket; CSAT is scored around
+    ``3.5 + 0.8 s``.
+    """
     csat_mask = rng.random(len(t_owner)) < 0.6
     csat_time = t_time[csat_mask] + rng.uniform(0.5, 3, int(csat_mask.sum()))
-    csat_score = np.clip(np.round(rng.normal(3.5 + 0.8 * satisfaction[t_owner[csat_mask]], 0.8)), 1, 5)
+    csat_score = np.clip(np.round(rng.normal(3.5 + 0.8 * t_satisfaction[csat_mask], 0.8)), 1, 5)
     interactions = pd.DataFrame(
         {
-            "customer_id": np.concatenate(
-                [ids[order_owner[nps_mask]], ids[t_owner], ids[t_owner[csat_mask]]]
-            ),
+            "customer_id": np.concatenate([ids[nps_owner], ids[t_owner], ids[t_owner[csat_mask]]]),
             "timestamp": np.concatenate([nps_time, t_time, csat_time]),
             "kind": np.concatenate(
                 [
@@ -513,8 +618,11 @@ def simulate_base(
         np.round(interactions["timestamp"] * 86400), unit="s"
     )
     interactions = interactions.sort_values(["timestamp", "customer_id", "kind"], kind="stable")
-    interactions = interactions.reset_index(drop=True)
+    return interactions.reset_index(drop=True)
 
+
+def _with_future(truth: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
+    """Add the future window's revenue, orders and purchase days to a truth indexed by customer."""
     fut = future.groupby("customer_id").agg(
         future_revenue=("amount", "sum"), future_orders=("order_id", "nunique")
     )
@@ -524,10 +632,102 @@ def simulate_base(
         .drop_duplicates(["customer_id", "day"])["customer_id"]
         .value_counts()
     )
+    truth["future_revenue"] = fut["future_revenue"].reindex(truth.index).fillna(0.0)
+    truth["future_orders"] = fut["future_orders"].reindex(truth.index).fillna(0).astype(int)
+    truth["future_purchase_days"] = fut_days.reindex(truth.index).fillna(0).astype(int)
+    return truth.reset_index().sort_values("customer_id").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# The btyd base: BG/NBD + Gamma-Gamma by construction.
+
+
+def _btyd_purchases(
+    rng: np.random.Generator, lam: np.ndarray, p_drop: np.ndarray, t0: np.ndarray, horizon_end: int
+) -> dict[str, np.ndarray]:
+    """Repeat purchases: Poisson(lam) over (t0, horizon_end), stopped after the J-th, J ~ Geom(p).
+
+    Returns the orders sorted by (customer, time) as ``order_owner`` and ``order_time`` (shop hours,
+    first purchases included), the shop-hours ``t0``, and per customer ``lifetime_repeats``, the
+    repeat times ``rep_owner``/``rep_time`` and ``death_day`` (the last repeat of those who dropped out
+    within the horizon, else NaN).
+    """
+    n = len(t0)
+    window = horizon_end - t0
+    n_events = rng.poisson(lam * window)
+    lifetime_repeats = rng.geometric(p_drop)
+    k = np.minimum(n_events, lifetime_repeats)
+    frac = _exp_orderstats(rng, n_events, k)
+    rep_owner = np.repeat(np.arange(n), k)
+    rep_time = t0[rep_owner] + frac * window[rep_owner]
+
+    # Map the day fraction onto shop hours (07:00-23:00); the day and the order are unchanged.
+    t0, rep_time = _shop_hours(t0), _shop_hours(rep_time)
+    order_owner = np.concatenate([np.arange(n), rep_owner])
+    order_time = np.concatenate([t0, rep_time])
+    srt = np.lexsort((order_time, order_owner))
+
+    died = k == lifetime_repeats  # dropped out within the simulated horizon
+    last_rep = np.full(n, np.nan)
+    if len(rep_owner):
+        last_idx = np.cumsum(k)[k > 0] - 1
+        last_rep[k > 0] = rep_time[last_idx]
+    return {
+        "order_owner": order_owner[srt],
+        "order_time": order_time[srt],
+        "t0": t0,
+        "rep_owner": rep_owner,
+        "rep_time": rep_time,
+        "lifetime_repeats": lifetime_repeats,
+        "death_day": np.where(died & (k > 0), last_rep, np.nan),
+    }
+
+
+def _btyd_tickets(
+    rng: np.random.Generator,
+    order_owner: np.ndarray,
+    order_time: np.ndarray,
+    s_order: np.ndarray,
+    line_owner: np.ndarray,
+    returned: np.ndarray,
+    ret_time: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Support tickets: an order raises one with ``expit(-3 - 0.8 s)``, a returned line with 30 %."""
+    ticket_p = expit(-3.0 - 0.8 * s_order)
+    t_mask = rng.random(len(order_owner)) < ticket_p
+    t_owner = np.concatenate([order_owner[t_mask], line_owner[returned]])
+    t_time = np.concatenate(
+        [
+            order_time[t_mask] + rng.uniform(0, 10, int(t_mask.sum())),
+            ret_time + rng.uniform(0, 3, len(ret_time)),
+        ]
+    )
+    keep_t = rng.random(len(t_owner)) < np.where(np.arange(len(t_owner)) < int(t_mask.sum()), 1.0, 0.3)
+    return t_owner[keep_t], t_time[keep_t]
+
+
+def _btyd_truth(
+    ids: np.ndarray,
+    names: np.ndarray,
+    lam: np.ndarray,
+    p_drop: np.ndarray,
+    p_beta: np.ndarray,
+    nu: np.ndarray,
+    pick: dict[str, np.ndarray],
+    satisfaction: np.ndarray,
+    pur: dict[str, np.ndarray],
+    start: pd.Timestamp,
+    obs_days: int,
+) -> pd.DataFrame:
+    """The btyd ground truth per customer (indexed by id): latent parameters and the alive state."""
+    n = len(ids)
+    t0 = pur["t0"]
+    rep_owner, rep_time = pur["rep_owner"], pur["rep_time"]
+    repeats_by_end = np.bincount(rep_owner[rep_time < obs_days], minlength=n)
     truth = pd.DataFrame(
         {
             "customer_id": ids,
-            "persona": np.array([p.name for p in personas], dtype=object)[persona_idx],
+            "persona": names,
             "purchase_rate_per_day": lam,
             "dropout_prob": p_drop,
             "dropout_prob_beta": p_beta,
@@ -535,16 +735,114 @@ def simulate_base(
             "mean_order_value": pick["p_spend"] / nu,
             "satisfaction": satisfaction,
             "first_purchase": start + pd.to_timedelta(np.round(t0 * 86400), unit="s"),
-            "lifetime_repeats": lifetime_repeats,
-            "alive_at_end": alive_at_end,
-            "death_date": start + pd.to_timedelta(death_day, unit="D"),
+            "lifetime_repeats": pur["lifetime_repeats"],
+            "alive_at_end": pur["lifetime_repeats"] > repeats_by_end,
+            "death_date": start + pd.to_timedelta(pur["death_day"], unit="D"),
         }
     ).set_index("customer_id")
     truth["death_date"] = truth["death_date"].where(truth["death_date"] >= start)
-    truth["future_revenue"] = fut["future_revenue"].reindex(truth.index).fillna(0.0)
-    truth["future_orders"] = fut["future_orders"].reindex(truth.index).fillna(0).astype(int)
-    truth["future_purchase_days"] = fut_days.reindex(truth.index).fillna(0).astype(int)
-    truth = truth.reset_index().sort_values("customer_id").reset_index(drop=True)
+    return truth
+
+
+def simulate_base(
+    n_customers: int = 20_000,
+    start_date: dt.date = dt.date(2022, 1, 1),
+    end_date: dt.date = dt.date(2024, 6, 30),
+    future_days: int = 365,
+    initial_share: float = 0.3,
+    seed: int = 42,
+    personas: tuple[Persona, ...] = PERSONAS,
+) -> SimulatedBase:
+    """Simulate the ``btyd`` customer base (BG/NBD + Gamma-Gamma) with known ground truth.
+
+    Parameters
+    ----------
+    n_customers : int
+        Customers acquired over the observation period.
+    start_date, end_date : date
+        Observation period (both inclusive).
+    future_days : int
+        Length of the ground-truth window after ``end_date``.
+    initial_share : float
+        Share of customers whose first purchase falls in the first 30 days (an existing base).
+    seed : int
+        Seed; the same seed gives identical frames.
+    personas : tuple of Persona
+        The latent personas and their weights.
+
+    Returns
+    -------
+    SimulatedBase
+
+    Examples
+    --------
+    >>> base = simulate_base(200, seed=1)
+    >>> base.truth["customer_id"].is_unique
+    True
+    """
+    rng = np.random.default_rng(seed)
+    n = int(n_customers)
+    start = pd.Timestamp(start_date)
+    end = pd.Timestamp(end_date)
+    obs_days = (end - start).days + 1  # end_date inclusive
+    horizon_end = obs_days + future_days  # days since start; future window is [obs_days, +future)
+
+    weights = np.array([p.weight for p in personas])
+    persona_idx = rng.choice(len(personas), size=n, p=weights / weights.sum())
+    pick = _persona_arrays(personas, persona_idx)
+
+    # Latent individual parameters (BG/NBD and Gamma-Gamma heterogeneity).
+    lam = rng.gamma(pick["r"], 1.0 / pick["alpha"])
+    p_beta = np.clip(rng.beta(pick["a"], pick["b"]), 1e-4, 1 - 1e-4)
+    satisfaction = rng.normal(pick["satisfaction_mean"], 1.0)
+    p_drop = expit(logit(p_beta) - SATISFACTION_EFFECT * satisfaction)
+    nu = rng.gamma(pick["q"], 1.0 / pick["gamma"])
+
+    # First purchase: an existing base in the first 30 days, the rest acquired over the period.
+    initial = rng.random(n) < initial_share
+    t0 = np.where(initial, rng.uniform(0, min(30, obs_days), n), rng.uniform(0, obs_days, n))
+    ids = _customer_ids(t0)
+
+    pur = _btyd_purchases(rng, lam, p_drop, t0, horizon_end)
+    order_owner, order_time, t0 = pur["order_owner"], pur["order_time"], pur["t0"]
+
+    # Orders: value, channel, discount; then lines and returns.
+    order_value = rng.gamma(pick["p_spend"][order_owner], 1.0 / nu[order_owner])
+    order_channel, discount_rate = _order_attributes(
+        rng, personas, persona_idx, order_owner, pick["discount_prob"]
+    )
+    n_lines = 1 + rng.poisson(pick["lines"][order_owner])
+    lines = _order_lines(rng, n_lines, order_owner, order_value, discount_rate, pick["breadth"])
+    line_owner = lines["line_owner"]
+    returned = rng.random(len(line_owner)) < pick["return_prob"][line_owner]
+    ret_time = _return_times(rng, order_time, lines["line_order"], returned)
+    transactions, future = _transaction_tables(
+        ids, order_time, order_channel, lines, returned, ret_time, start, obs_days, horizon_end
+    )
+    customers = _customers_table(rng, personas, persona_idx, t0, satisfaction, ids, start)
+
+    # Feedback: NPS after some orders, tickets (more when unhappy and on returns), CSAT after tickets.
+    s_order = satisfaction[order_owner]
+    nps_mask, nps_time, nps_score = _nps_answers(rng, order_time, s_order)
+    t_owner, t_time = _btyd_tickets(
+        rng, order_owner, order_time, s_order, line_owner, returned, ret_time
+    )
+    interactions = _interactions_table(
+        rng,
+        ids,
+        order_owner[nps_mask],
+        nps_time,
+        nps_score,
+        t_owner,
+        t_time,
+        satisfaction[t_owner],
+        start,
+        obs_days,
+    )
+
+    names = np.array([p.name for p in personas], dtype=object)[persona_idx]
+    truth = _btyd_truth(ids, names, lam, p_drop, p_beta, nu, pick, satisfaction, pur, start, obs_days)
+    truth = _with_future(truth, future)
 
     return SimulatedBase(
         transactions=transactions,
@@ -562,6 +860,443 @@ def simulate_base(
             "seed": seed,
         },
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# The drift base: seasonality, satisfaction-driven dropout, spend trends and cohort drift.
+
+_YEAR = 365.25
+_SHOP_MIDDAY = 15 / 24  # mean time of day of an order once squeezed into shop hours (07:00-23:00)
+
+
+def _annual_cycle(dates: pd.DatetimeIndex, amplitude: float, peak_doy: int) -> np.ndarray:
+    """``1 + A cos(2 pi (doy - peak) / 365.25)``: mean 1 over a year, peak/trough ``(1+A)/(1-A)``."""
+    doy = dates.day_of_year.to_numpy()
+    return 1.0 + amplitude * np.cos(2 * np.pi * (doy - peak_doy) / _YEAR)
+
+
+def _purchase_season(start: pd.Timestamp, n_days: int, params: DriftParams) -> np.ndarray:
+    """Multiplier of the purchase intensity for each day since ``start``: annual times weekly cycle."""
+    dates = pd.date_range(start, periods=n_days, freq="D")
+    week = np.asarray(params.weekly_pattern)
+    week = week / week.mean()  # the weekly pattern moves purchases between days, not their total
+    annual = _annual_cycle(dates, params.seasonal_amplitude, params.seasonal_peak_doy)
+    return annual * week[dates.day_of_week.to_numpy()]
+
+
+def _drift_acquisition(
+    rng: np.random.Generator,
+    n: int,
+    start: pd.Timestamp,
+    obs_days: int,
+    initial_share: float,
+    params: DriftParams,
+) -> np.ndarray:
+    """First-purchase times (days since start): an existing base, then growing, seasonal acquisition.
+
+    The acquisition intensity on day ``d`` is ``exp(acquisition_growth * d / 365.25)`` times the annual
+    cycle; times are drawn by inverting its cumulative sum, so the cost is one search per customer.
+    """
+    initial = rng.random(n) < initial_share
+    days = np.arange(obs_days)
+    dates = pd.date_range(start, periods=obs_days, freq="D")
+    weight = np.exp(params.acquisition_growth * (days + 0.5) / _YEAR) * _annual_cycle(
+        dates, params.acquisition_seasonal_amplitude, params.seasonal_peak_doy
+    )
+    cdf = np.cumsum(weight) / weight.sum()
+    day = np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), obs_days - 1)
+    later = day + rng.random(n)
+    existing = rng.uniform(0, min(30, obs_days), n)
+    return np.where(initial, existing, later)
+
+
+def _drift_latents(
+    rng: np.random.Generator, pick: dict[str, np.ndarray], t0: np.ndarray, params: DriftParams
+) -> dict[str, np.ndarray]:
+    """Each customer's latent parameters, shifted by the cohort (years from start to acquisition)."""
+    n = len(t0)
+    years = t0 / _YEAR
+    lam = rng.gamma(pick["r"], 1.0 / pick["alpha"]) * np.exp(params.cohort_rate_trend * years)
+    p_beta = np.clip(rng.beta(pick["a"], pick["b"]), 1e-4, 1 - 1e-4)
+    s0 = rng.normal(pick["satisfaction_mean"] + params.cohort_satisfaction_trend * years, 1.0)
+    nu = rng.gamma(pick["q"], 1.0 / pick["gamma"])
+    trend = rng.normal(0.0, params.spend_trend_sd, n)
+    # The persona's BG/NBD dropout per purchase times its mean rate is a dropout per day of the same
+    # order of magnitude, so personas keep their relative lifetimes from the btyd base.
+    mean_rate = pick["r"] / pick["alpha"]
+    hazard_base = params.hazard_scale * p_beta * mean_rate * np.exp(params.cohort_hazard_trend * years)
+    early = params.early_hazard_boost * np.exp(params.cohort_early_hazard_trend * years)
+    return {
+        "t0": t0,
+        "years": years,
+        "lam": lam,
+        "p_beta": p_beta,
+        "s0": s0,
+        "nu": nu,
+        "trend": trend,
+        "hazard_base": hazard_base,
+        "early": early,
+    }
+
+
+def _hazard(
+    lat: dict[str, np.ndarray], who: np.ndarray, s: np.ndarray, t: float, params: DriftParams
+) -> np.ndarray:
+    """Daily dropout hazard of customers ``who`` with satisfaction ``s`` at time ``t`` (mid-day)."""
+    tenure = t - lat["t0"][who]
+    early = 1.0 + lat["early"][who] * np.exp(-tenure / params.early_hazard_days)
+    return lat["hazard_base"][who] * np.exp(-params.satisfaction_hazard_effect * s) * early
+
+
+def _order_experience(
+    rng: np.random.Generator,
+    buyers: np.ndarray,
+    s: np.ndarray,
+    lat: dict[str, np.ndarray],
+    pick: dict[str, np.ndarray],
+    params: DriftParams,
+) -> dict[str, np.ndarray]:
+    """What happens with today's orders: lines, returns, tickets, and the satisfaction they leave.
+
+    Updates ``s`` in place: an AR(1) step around the customer's starting satisfaction, pulled down
+    by each returned line and each support ticket.
+    """
+    k = len(buyers)
+    s_before = s[buyers]
+    n_lines = 1 + rng.poisson(pick["lines"][buyers])
+    n_ret = rng.binomial(n_lines, pick["return_prob"][buyers])
+    ticket = rng.random(k) < expit(-3.0 - 0.8 * s_before)  # as often as in the btyd base
+    # A return raises a ticket 30 % of the time per line; one ticket per order covers them all.
+    ret_ticket = (n_ret > 0) & (rng.random(k) < 1.0 - 0.7**n_ret)
+    step = rng.normal(params.satisfaction_step_mean, params.satisfaction_step_sd, k)
+    home = lat["s0"][buyers]
+    s_after = (
+        home
+        + params.satisfaction_persistence * (s_before - home)
+        + step
+        - params.return_penalty * n_ret
+        - params.ticket_penalty * (ticket.astype(float) + ret_ticket)
+    )
+    s[buyers] = s_after
+    return {
+        "owner": buyers,
+        "s_before": s_before,
+        "s_after": s_after,
+        "n_lines": n_lines,
+        "n_ret": n_ret,
+        "ticket": ticket,
+        "ret_ticket": ret_ticket,
+    }
+
+
+def _drift_paths(
+    rng: np.random.Generator,
+    lat: dict[str, np.ndarray],
+    pick: dict[str, np.ndarray],
+    season: np.ndarray,
+    obs_days: int,
+    params: DriftParams,
+) -> dict[str, np.ndarray]:
+    """Walk the calendar day by day, each step vectorised over the customers alive that day.
+
+    Satisfaction depends on the history of orders and dropout on satisfaction, so the process is
+    path-dependent; one step per day (not per customer) keeps it cheap. On a customer's first day the
+    first purchase happens; on later days the customer may drop out (the hazard, with the death
+    time uniform within the day) and, if still there, buys with probability ``1 - exp(-lam season)``:
+    at most one order a day, so the intensity is in purchase days.
+    """
+    t0 = lat["t0"]
+    n, horizon_end = len(t0), len(season)
+    day0 = np.floor(t0).astype(np.int64)
+    by_day = np.argsort(day0, kind="stable")
+    bounds = np.searchsorted(day0[by_day], np.arange(horizon_end + 1))
+    death_frac = rng.random(n)
+    s = lat["s0"].copy()
+    s_end = None
+    death_time = np.full(n, np.nan)
+    s_death = np.full(n, np.nan)
+    act = np.empty(0, dtype=np.int64)  # acquired on an earlier day and not dropped out
+    days, records = [], []
+    for d in range(horizon_end):
+        if d == obs_days:
+            s_end = s.copy()
+        # Dropout first: a customer who leaves today makes no purchase today.
+        gone = rng.random(len(act)) < -np.expm1(-_hazard(lat, act, s[act], d + 0.5, params))
+        dead = act[gone]
+        death_time[dead] = d + death_frac[dead]
+        s_death[dead] = s[dead]
+        act = act[~gone]
+        buy = act[rng.random(len(act)) < -np.expm1(-lat["lam"][act] * season[d])]
+        new = by_day[bounds[d] : bounds[d + 1]]
+        act = np.concatenate([act, new])
+        rec = _order_experience(rng, np.concatenate([buy, new]), s, lat, pick, params)
+        records.append(rec)
+        days.append(np.full(len(rec["owner"]), d, dtype=np.int64))
+    orders = {k: np.concatenate([r[k] for r in records]) for k in records[0]}
+    orders["day"] = np.concatenate(days)
+    return {
+        "orders": orders,
+        "death_time": death_time,
+        "s_death": s_death,
+        "s_end": s if s_end is None else s_end,
+    }
+
+
+def _drift_orders(
+    rng: np.random.Generator,
+    raw: dict[str, np.ndarray],
+    lat: dict[str, np.ndarray],
+    pick: dict[str, np.ndarray],
+    params: DriftParams,
+) -> dict[str, np.ndarray]:
+    """Order times (shop hours), sorted by (customer, time), and list values with trend and inflation."""
+    owner, day = raw["owner"], raw["day"]
+    t0 = lat["t0"]
+    first = day == np.floor(t0[owner])  # nobody buys twice on the first day: this is the first order
+    time = _shop_hours(np.where(first, t0[owner], day + rng.random(len(day))))
+    srt = np.lexsort((time, owner))
+    out = {k: v[srt] for k, v in raw.items()}
+    out["time"] = time[srt]
+    owner, time = out["owner"], out["time"]
+    t0s = _shop_hours(t0)
+    trend = np.exp(lat["trend"][owner] * (time - t0s[owner]) / _YEAR)
+    inflation = (1.0 + params.inflation_per_year) ** (time / _YEAR)
+    out["value"] = rng.gamma(pick["p_spend"][owner], 1.0 / lat["nu"][owner]) * trend * inflation
+    return out
+
+
+def _drift_tickets(
+    rng: np.random.Generator,
+    orders: dict[str, np.ndarray],
+    line_order: np.ndarray,
+    returned: np.ndarray,
+    ret_time: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tickets decided with each order: times, owners, and the satisfaction after the order."""
+    t_mask, r_mask = orders["ticket"], orders["ret_ticket"]
+    # A returns ticket follows the order's first returned line (lines of an order are contiguous and
+    # its returned lines come first).
+    line_ret = np.full(len(line_order), np.nan)
+    line_ret[returned] = ret_time
+    first_line = np.searchsorted(line_order, np.flatnonzero(r_mask))
+    t_orders = np.concatenate([np.flatnonzero(t_mask), np.flatnonzero(r_mask)])
+    t_time = np.concatenate(
+        [
+            orders["time"][t_mask] + rng.uniform(0, 10, int(t_mask.sum())),
+            line_ret[first_line] + rng.uniform(0, 3, int(r_mask.sum())),
+        ]
+    )
+    return orders["owner"][t_orders], t_time, orders["s_after"][t_orders]
+
+
+def _future_expectations(
+    lat: dict[str, np.ndarray],
+    pick: dict[str, np.ndarray],
+    s_end: np.ndarray,
+    season: np.ndarray,
+    obs_days: int,
+    params: DriftParams,
+) -> dict[str, np.ndarray]:
+    """The oracle's view of the future window, given a customer is alive at the observation end.
+
+    ``purchase_rate_per_day`` is the mean over the window of the daily purchase probability (so it
+    includes the seasons the window covers), ``mean_order_value`` the mean list value of an order in
+    the window (days weighted by their purchase probability, trend and inflation included), and
+    ``dropout_prob`` the probability of dropping out in the window with satisfaction frozen at its
+    value at the end (it moves with future orders, which this ignores).
+    """
+    n = len(s_end)
+    everyone = np.arange(n)
+    t0s = _shop_hours(lat["t0"])
+    mov0 = pick["p_spend"] / lat["nu"]
+    sum_q = np.zeros(n)
+    sum_qv = np.zeros(n)
+    sum_h = np.zeros(n)
+    # One day at a time keeps the memory at a few vectors rather than customers x days matrices.
+    for d in range(obs_days, len(season)):
+        t = d + _SHOP_MIDDAY
+        q = -np.expm1(-lat["lam"] * season[d])
+        value = mov0 * np.exp(lat["trend"] * (t - t0s) / _YEAR)
+        value *= (1.0 + params.inflation_per_year) ** (t / _YEAR)
+        sum_q += q
+        sum_qv += q * value
+        sum_h += _hazard(lat, everyone, s_end, d + 0.5, params)
+    n_future = max(len(season) - obs_days, 1)
+    return {
+        "purchase_rate_per_day": sum_q / n_future,
+        "mean_order_value": sum_qv / np.maximum(sum_q, 1e-300),
+        "dropout_prob": -np.expm1(-sum_h),
+    }
+
+
+def _drift_truth(
+    ids: np.ndarray,
+    names: np.ndarray,
+    lat: dict[str, np.ndarray],
+    pick: dict[str, np.ndarray],
+    paths: dict[str, np.ndarray],
+    orders: dict[str, np.ndarray],
+    expect: dict[str, np.ndarray],
+    start: pd.Timestamp,
+    obs_days: int,
+) -> pd.DataFrame:
+    """The ground truth: the btyd base's columns with the drift semantics, plus the drift latents."""
+    death_time = paths["death_time"]
+    alive_at_end = ~(death_time < obs_days)  # NaN (never dropped out) compares False
+    n_orders = np.bincount(orders["owner"], minlength=len(ids))
+    t0s = _shop_hours(lat["t0"])
+    truth = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "persona": names,
+            "purchase_rate_per_day": expect["purchase_rate_per_day"],
+            "dropout_prob": np.where(alive_at_end, expect["dropout_prob"], 1.0),
+            "dropout_prob_beta": lat["p_beta"],
+            "spend_rate_nu": lat["nu"],
+            "mean_order_value": expect["mean_order_value"],
+            # At the observation end, or at dropout for those who left before it.
+            "satisfaction": paths["s_end"],
+            "first_purchase": start + pd.to_timedelta(np.round(t0s * 86400), unit="s"),
+            "lifetime_repeats": n_orders - 1,  # repeat orders over the whole simulated horizon
+            "alive_at_end": alive_at_end,
+            "death_date": start + pd.to_timedelta(death_time, unit="D"),
+            "base_purchase_rate_per_day": lat["lam"],
+            "base_mean_order_value": pick["p_spend"] / lat["nu"],
+            "spend_trend_per_year": lat["trend"],
+            "satisfaction_initial": lat["s0"],
+            "satisfaction_at_dropout": paths["s_death"],
+            "dropout_hazard_base": lat["hazard_base"],
+            "acquisition_years": lat["years"],
+        }
+    ).set_index("customer_id")
+    truth["death_date"] = truth["death_date"].where(truth["death_date"] >= start)
+    return truth
+
+
+def simulate_drift(
+    n_customers: int = 20_000,
+    start_date: dt.date = dt.date(2022, 1, 1),
+    end_date: dt.date = dt.date(2024, 6, 30),
+    future_days: int = 365,
+    initial_share: float = 0.3,
+    seed: int = 42,
+    personas: tuple[Persona, ...] = PERSONAS,
+    params: DriftParams | None = None,
+) -> SimulatedBase:
+    """Simulate the ``drift`` customer base: a retailer that is *not* BG/NBD by construction.
+
+    Same tables, columns and truth columns as :func:`simulate_base`, with seasonality, dropout driven
+    by an evolving satisfaction, spend trends with inflation, and cohort drift (see
+    :class:`DriftParams` and ``docs/simulation.md``). The truth adds ``base_purchase_rate_per_day``,
+    ``base_mean_order_value``, ``spend_trend_per_year``, ``satisfaction_initial``,
+    ``satisfaction_at_dropout``, ``dropout_hazard_base`` and ``acquisition_years``.
+
+    Parameters
+    ----------
+    n_customers, start_date, end_date, future_days, initial_share, seed, personas
+        As in :func:`simulate_base`.
+    params : DriftParams, optional
+        The drift mechanisms' parameters; None uses the defaults.
+
+    Returns
+    -------
+    SimulatedBase
+
+    Examples
+    --------
+    >>> base = simulate_drift(200, seed=1)
+    >>> base.truth["customer_id"].is_unique
+    True
+    """
+    params = params or DriftParams()
+    rng = np.random.default_rng(seed)
+    n = int(n_customers)
+    start, end = pd.Timestamp(start_date), pd.Timestamp(end_date)
+    obs_days = (end - start).days + 1  # end_date inclusive
+    horizon_end = obs_days + future_days  # days since start; future window is [obs_days, +future)
+
+    weights = np.array([p.weight for p in personas])
+    persona_idx = rng.choice(len(personas), size=n, p=weights / weights.sum())
+    pick = _persona_arrays(personas, persona_idx)
+    t0 = _drift_acquisition(rng, n, start, obs_days, initial_share, params)
+    ids = _customer_ids(t0)
+    lat = _drift_latents(rng, pick, t0, params)
+    season = _purchase_season(start, horizon_end, params)
+
+    paths = _drift_paths(rng, lat, pick, season, obs_days, params)
+    orders = _drift_orders(rng, paths["orders"], lat, pick, params)
+    owner, order_time = orders["owner"], orders["time"]
+    order_channel, discount_rate = _order_attributes(
+        rng, personas, persona_idx, owner, pick["discount_prob"]
+    )
+    lines = _order_lines(rng, orders["n_lines"], owner, orders["value"], discount_rate, pick["breadth"])
+    line_order = lines["line_order"]
+    # The returns were decided with the order (they moved satisfaction); its first lines come back.
+    line_rank = np.arange(len(line_order)) - np.searchsorted(line_order, line_order)
+    returned = line_rank < orders["n_ret"][line_order]
+    ret_time = _return_times(rng, order_time, line_order, returned)
+    transactions, future = _transaction_tables(
+        ids, order_time, order_channel, lines, returned, ret_time, start, obs_days, horizon_end
+    )
+    customers = _customers_table(rng, personas, persona_idx, _shop_hours(t0), lat["s0"], ids, start)
+
+    # Feedback reflects the satisfaction an order left behind, so it leads dropout.
+    nps_mask, nps_time, nps_score = _nps_answers(rng, order_time, orders["s_after"])
+    t_owner, t_time, t_sat = _drift_tickets(rng, orders, line_order, returned, ret_time)
+    interactions = _interactions_table(
+        rng, ids, owner[nps_mask], nps_time, nps_score, t_owner, t_time, t_sat, start, obs_days
+    )
+
+    expect = _future_expectations(lat, pick, paths["s_end"], season, obs_days, params)
+    names = np.array([p.name for p in personas], dtype=object)[persona_idx]
+    truth = _drift_truth(ids, names, lat, pick, paths, orders, expect, start, obs_days)
+    truth = _with_future(truth, future)
+    return SimulatedBase(
+        transactions=transactions,
+        customers=customers,
+        interactions=interactions,
+        truth=truth,
+        future_transactions=future,
+        observation_end=end,
+        params={
+            "kind": "drift",
+            "n_customers": n,
+            "start_date": str(start.date()),
+            "end_date": str(end.date()),
+            "future_days": future_days,
+            "initial_share": initial_share,
+            "seed": seed,
+            "drift": params.as_dict(),
+        },
+    )
+
+
+def simulate(
+    kind: str = "btyd", drift: DriftParams | Mapping[str, Any] | None = None, **kwargs: Any
+) -> SimulatedBase:
+    """Simulate the base of the given ``kind``: ``btyd`` (:func:`simulate_base`) or ``drift``.
+
+    Parameters
+    ----------
+    kind : {"btyd", "drift"}
+        Which generative model.
+    drift : DriftParams or mapping, optional
+        The drift parameters, or overrides of :class:`DriftParams` fields; only read when ``kind``
+        is ``drift``.
+    **kwargs
+        The common arguments (``n_customers``, ``start_date``, ``end_date``, ``future_days``,
+        ``initial_share``, ``seed``, ``personas``).
+
+    Returns
+    -------
+    SimulatedBase
+    """
+    if kind == "btyd":
+        return simulate_base(**kwargs)
+    if kind == "drift":
+        params = drift if isinstance(drift, DriftParams) else DriftParams.from_overrides(drift)
+        return simulate_drift(**kwargs, params=params)
+    raise ValueError(f"unknown simulation kind {kind!r}; use 'btyd' or 'drift'")
 
 
 def simulate_bgnbd(

@@ -82,7 +82,10 @@ def test_training_set_reads_nothing_after_as_of(sim):
         pd.testing.assert_frame_equal(a.frame, b.frame)
         plan = a.plan
         assert plan.oot_cutoff + pd.Timedelta(days=plan.label_days) <= as_of
-        assert set(a.frame["snapshot"]) == {"train", "oot"}
+        assert set(a.frame["snapshot"]) <= {"train", "oot", "serve"}
+        # Serving windows are fully labelled by as_of too (they are the refit's rows).
+        assert max(plan.serve_cutoffs) + pd.Timedelta(days=plan.label_days) <= as_of
+        assert set(a.serving["as_of"]) == set(plan.serve_cutoffs)
         assert a.oot["as_of"].nunique() == 1
         assert a.train["as_of"].nunique() == len(plan.train_cutoffs)
     assert "churned" in full.tasks["churn"].frame and "future_revenue" not in full.tasks["churn"].frame

@@ -153,6 +153,7 @@ class CutoffPlan:
     label_days: int
     wanted_days: int
     notes: list[str] = field(default_factory=list)
+    serve_cutoffs: list[pd.Timestamp] = field(default_factory=list)
 
     @property
     def projected(self) -> bool:
@@ -234,7 +235,13 @@ def plan_cutoffs(
             hint="use more history, a shorter window, snapshots.purge: false or a smaller "
             "snapshots.min_history_days",
         )
-    return CutoffPlan(task, oot, sorted(train), label_days, window_days, notes)
+    # Serving refits learn from the latest fully labelled windows: the out-of-time one and those
+    # just before it. They are never judged, so they need no purge gap.
+    serve = [
+        oot - pd.Timedelta(days=k * snapshots.spacing_days) for k in range(snapshots.serving_snapshots)
+    ]
+    serve = sorted(c for c in serve if c >= earliest)
+    return CutoffPlan(task, oot, sorted(train), label_days, window_days, notes, serve)
 
 
 @dataclass
@@ -256,6 +263,11 @@ class TaskSet:
     def oot(self) -> pd.DataFrame:
         """Rows of the out-of-time snapshot."""
         return self.frame[self.frame["snapshot"] == "oot"]
+
+    @property
+    def serving(self) -> pd.DataFrame:
+        """Rows of the serving cutoffs (the out-of-time one and those before it)."""
+        return self.frame[self.frame["as_of"].isin(self.plan.serve_cutoffs)]
 
 
 @dataclass
@@ -352,7 +364,8 @@ def stack_snapshots(
     sets = {}
     for task, plan in plans.items():
         frames = []
-        for cutoff in [*plan.train_cutoffs, plan.oot_cutoff]:
+        extra = [c for c in plan.serve_cutoffs if c not in {*plan.train_cutoffs, plan.oot_cutoff}]
+        for cutoff in [*plan.train_cutoffs, *extra, plan.oot_cutoff]:
             if cutoff not in cache:
                 cache[cutoff] = features_at(cutoff)
             feats, _ = cache[cutoff]
@@ -360,7 +373,14 @@ def stack_snapshots(
             y = y[[c for c in labels[task].columns if c in y.columns]]
             snap = pd.concat([feats, y], axis=1).reset_index()
             snap.insert(1, "as_of", cutoff)
-            snap.insert(2, "snapshot", "oot" if cutoff == plan.oot_cutoff else "train")
+            kind = (
+                "oot"
+                if cutoff == plan.oot_cutoff
+                else "train"
+                if cutoff in plan.train_cutoffs
+                else "serve"
+            )
+            snap.insert(2, "snapshot", kind)
             frames.append(snap)
         sets[task] = TaskSet(pd.concat(frames, ignore_index=True), plan)
     columns = model_feature_columns(next(iter(sets.values())).frame)

@@ -345,6 +345,9 @@ def prepare_events(transactions: pd.DataFrame, as_of) -> Events:
         n_days = len(uniq)
         del uniq
     d_net = np.bincount(inverse, weights=tx["amount"].to_numpy(dtype=float), minlength=n_days)
+    # A sale and its same-day return net to float dust (1e-13), not to a purchase: the day's
+    # net is rounded to 6 decimals first (as protocol R's scorer does).
+    d_net = np.round(d_net, 6)
     purchase = d_net > 0
     events = Events(
         as_of_day=as_of_day,

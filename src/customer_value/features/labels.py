@@ -58,6 +58,9 @@ def build_labels(
     d_pos = uniq // (last - c + 1)
     d_day = uniq % (last - c + 1)  # 1 .. window length
     d_net = np.bincount(inv, weights=amount, minlength=len(uniq))
+    # A sale and its same-day return net to float dust (1e-13), not to a purchase: the day's
+    # net is rounded to 6 decimals first (as protocol R's scorer does).
+    d_net = np.round(d_net, 6)
     purchase = d_net > 0
     in_h = d_day <= horizon_days
     in_c = d_day <= churn_window_days

@@ -1,9 +1,11 @@
-"""BG/NBD and Gamma-Gamma, fitted by maximum likelihood, as scikit-learn style estimators.
+"""BG/NBD, MBG/NBD and Gamma-Gamma, fitted by maximum likelihood, as scikit-learn style estimators.
 
 BG/NBD (Fader, Hardie & Lee 2005, "Counting your customers the easy way") models repeat purchases
 as Poisson(λ) with λ ~ Gamma(r, α), and dropout after each repeat purchase with probability
-p ~ Beta(a, b). Gamma-Gamma (Fader, Hardie & Lee 2005, "RFM and CLV") models each customer's order
-values as Gamma(p, ν) with ν ~ Gamma(q, γ).
+p ~ Beta(a, b). MBG/NBD (Batislam, Denizel & Filiztekin 2007; Wagner & Hoppe 2008) adds a dropout
+chance at the first purchase too, so customers with no repeat purchase can be dead. Gamma-Gamma
+(Fader, Hardie & Lee 2005, "RFM and CLV") models each customer's order values as Gamma(p, ν) with
+ν ~ Gamma(q, γ).
 
 Numerics: the likelihoods are computed in log space (``gammaln``, ``betaln``, ``logaddexp``); the
 fit runs on unique (x, t_x, T) triples with counts as weights, on log-parameters, with time (and
@@ -25,7 +27,7 @@ from scipy.special import betaln, digamma, gammaln, hyp2f1
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["BetaGeoModel", "GammaGammaModel", "PoorFitWarning"]
+__all__ = ["BetaGeoModel", "GammaGammaModel", "ModifiedBetaGeoModel", "PoorFitWarning"]
 
 
 class PoorFitWarning(UserWarning):
@@ -151,6 +153,8 @@ class BetaGeoModel(BaseEstimator):
     """
 
     _names = ("frequency", "recency", "T")
+    # The model's name in errors and warnings (subclasses fit other models with the same machinery).
+    _label = "BG/NBD"
 
     def __init__(self, penalizer: float = 0.0001):
         self.penalizer = penalizer
@@ -319,7 +323,7 @@ class BetaGeoModel(BaseEstimator):
         """
         x, t_x, T = _as_arrays(X, self._names)
         if len(x) == 0:
-            raise ValueError("BG/NBD needs at least one customer")
+            raise ValueError(f"{self._label} needs at least one customer")
         if np.any(x < 0) or np.any(t_x < 0) or np.any(T < t_x) or np.any(x % 1 != 0):
             raise ValueError("need integer frequency >= 0 and 0 <= recency <= T")
         w = np.ones_like(x) if sample_weight is None else np.asarray(sample_weight, dtype=float)
@@ -381,7 +385,7 @@ class BetaGeoModel(BaseEstimator):
             problems.append(f"parameter(s) {sorted(edge)} ran to the edge of the search space")
         if problems:
             warnings.warn(
-                "BG/NBD fit looks poor: " + "; ".join(problems) + ". Check that the data has "
+                f"{self._label} fit looks poor: " + "; ".join(problems) + ". Check that the data has "
                 "repeat purchases and enough history, or raise features.btyd_penalizer "
                 "(e.g. to 0.01).",
                 PoorFitWarning,
@@ -450,6 +454,245 @@ class BetaGeoModel(BaseEstimator):
     def _series(values, X) -> pd.Series:
         index = X.index if isinstance(X, pd.DataFrame) else None
         return pd.Series(values, index=index, dtype="float64")
+
+
+def _mbg_decay_term(a, b, r, n, log_decay, z):
+    """``(1 − z)^(a − 1) · 2F1(a − 1, a + b − r; a + b + n; z)``, the decay term of MBG/NBD's E[Y(t)].
+
+    That is ``((α+T)/(α+T+t))^(r+x) · 2F1(r+x, b+x+1; a+b+x; z)`` with ``n = x`` and
+    ``log_decay = log(1 − z) = log((α+T)/(α+T+t))``, in Euler's transformed form
+    2F1(A, B; C; z) = (1 − z)^(C−A−B) 2F1(C−A, C−B; C; z). The original multiplies a vanishing power
+    by a huge 2F1, which gives 0 · inf = nan for frequent buyers over long windows (x = 2000 over
+    365 days already); this one has small upper parameters, so its series converges fast.
+    """
+    return np.exp((a - 1) * log_decay) * hyp2f1(a - 1, a + b - r, a + b + n, z)
+
+
+class ModifiedBetaGeoModel(BetaGeoModel):
+    """MBG/NBD model: BG/NBD with a chance of dropping out at the first purchase as well.
+
+    Batislam, Denizel & Filiztekin (2007), with the conditional expectation of Wagner & Hoppe (2008);
+    the same model as lifetimes' ``ModifiedBetaGeoFitter``. Purchases are Poisson(λ), λ ~ Gamma(r, α);
+    at the first purchase and after each repeat purchase the customer drops out with probability
+    p ~ Beta(a, b). Unlike BG/NBD, a customer with no repeat purchase (x = 0) may be dead, so
+    :meth:`p_alive` is below 1 for them and falls as T grows.
+
+    The fit, penalty, warnings and prediction API are those of :class:`BetaGeoModel` (a subclass, so
+    ``isinstance(model, BetaGeoModel)`` holds); only the likelihood and the expectations differ.
+
+    Parameters
+    ----------
+    penalizer : float, default 0.0001
+        Weight of the L2 penalty on the log-parameters, added to the mean negative log-likelihood.
+        Raise it (e.g. 0.01-0.1) when a fit warns that parameters ran off to extremes. (lifetimes'
+        ``penalizer_coef`` penalises the parameters themselves; at 0 both give the plain MLE.)
+
+    Attributes
+    ----------
+    r_, alpha_, a_, b_ : float
+        Fitted parameters (``alpha_`` in days).
+    log_likelihood_ : float
+        Total log-likelihood of the training data at the fitted parameters (no penalty).
+    n_customers_ : int
+
+    Examples
+    --------
+    >>> from customer_value.synthetic import simulate_bgnbd
+    >>> X = simulate_bgnbd(2000, r=0.5, alpha=20, a=0.8, b=2.5, T=365, seed=0)
+    >>> model = ModifiedBetaGeoModel().fit(X)
+    >>> bool(model.p_alive(X).between(0, 1).all())
+    True
+    """
+
+    _label = "MBG/NBD"
+
+    # -- likelihood -------------------------------------------------------------------------------
+    # The individual likelihood, with the common factor Γ(r + x) α^r / (Γ(r) B(a, b)) taken out, is
+    # A(t) + D with A(t) = B(a, b + x + 1) (α + T + t)^-(r+x) (alive at T, no purchase up to T + t)
+    # and D = B(a + 1, b + x) (α + t_x)^-(r+x) (dropped out at the last purchase, or at the first
+    # when x = 0). D is present for every customer, so no x > 0 masks are needed.
+
+    @staticmethod
+    def _log_parts(params, x, t_x, T, t=0.0):
+        """Return (common, log A(t), log D) of the MBG/NBD likelihood split (see the class notes)."""
+        r, alpha, a, b = params
+        x, t_x, T = np.asarray(x), np.asarray(t_x), np.asarray(T)
+        if x.ndim == 1 and x.shape == t_x.shape == T.shape and len(x) > 1000:
+            tables = [_integer_table(v) for v in (x, t_x, T)]
+            if all(tab is not None for tab in tables):
+                return ModifiedBetaGeoModel._log_parts_tabulated(params, *tables, t=t)
+        common = gammaln(r + x) - gammaln(r) + r * np.log(alpha) - betaln(a, b)
+        log_a = betaln(a, b + x + 1) - (r + x) * np.log(alpha + T + t)
+        log_d = betaln(a + 1, b + x) - (r + x) * np.log(alpha + t_x)
+        return common, log_a, log_d
+
+    @classmethod
+    def _ll_and_grad(cls, params, x, t_x, T):
+        """Per-customer log-likelihood and its gradient with respect to (r, alpha, a, b)."""
+        r, alpha, a, b = params
+        common, log_a, log_d = cls._log_parts(params, x, t_x, T)
+        lse = np.logaddexp(log_a, log_d)
+        # Posterior weights of "alive at T" and "dropped out": each part's share of the likelihood.
+        w_a = np.exp(log_a - lse)
+        w_d = np.exp(log_d - lse)
+        d_r = (
+            digamma(r + x)
+            - digamma(r)
+            + np.log(alpha)
+            - w_a * np.log(alpha + T)
+            - w_d * np.log(alpha + t_x)
+        )
+        d_alpha = r / alpha - (r + x) * (w_a / (alpha + T) + w_d / (alpha + t_x))
+        psi_abx = digamma(a + b + x + 1)
+        d_a = (
+            -(digamma(a) - digamma(a + b))
+            + w_a * (digamma(a) - psi_abx)
+            + w_d * (digamma(a + 1) - psi_abx)
+        )
+        d_b = (
+            -(digamma(b) - digamma(a + b))
+            + w_a * (digamma(b + x + 1) - psi_abx)
+            + w_d * (digamma(b + x) - psi_abx)
+        )
+        return common + lse, np.stack([d_r, d_alpha, d_a, d_b])
+
+    @staticmethod
+    def _log_parts_tabulated(params, tx_, tt_, tT_, t=0.0):
+        """:meth:`_log_parts` with the terms of one input computed per unique value (same values)."""
+        r, alpha, a, b = params
+        ux, ut, uT = tx_.values, tt_.values, tT_.values
+        xi = tx_.index
+        rx = (r + ux)[xi]
+        common = (gammaln(r + ux) - gammaln(r) + r * np.log(alpha) - betaln(a, b))[xi]
+        log_a = betaln(a, b + ux + 1)[xi]
+        log_a -= rx * np.log(alpha + uT + t)[tT_.index]
+        log_d = betaln(a + 1, b + ux)[xi]
+        log_d -= rx * np.log(alpha + ut)[tt_.index]
+        return common, log_a, log_d
+
+    @staticmethod
+    def _tables(x, t_x, T, scale: float = 1.0) -> dict:
+        """Lookup tables and work buffers of :meth:`_ll_and_grad_tabulated`.
+
+        For the inputs ``x``, ``t_x / scale`` and ``T / scale``, fixed during a fit.
+        """
+        n = len(x)
+        return {
+            "x": _Tabulated(x),
+            "t": _scaled_table(t_x, scale),
+            "T": _scaled_table(T, scale),
+            # Reused by every evaluation: fresh 1e5-1e6-row temporaries cost page faults.
+            "buf": np.empty((6, n)),
+            "grad": np.empty((4, n)),
+        }
+
+    @staticmethod
+    def _ll_and_grad_tabulated(params, tab):
+        """:meth:`_ll_and_grad` on fixed inputs: the same values, to the last bit, much faster.
+
+        Terms of one input are computed per unique value and gathered; the per-element arithmetic
+        runs in reused buffers, on the same operands in the same order as :meth:`_ll_and_grad`.
+        The returned arrays are views of the work buffers, valid until the next call.
+        """
+        r, alpha, a, b = params
+        tx_, tt_, tT_ = tab["x"], tab["t"], tab["T"]
+        ux, ut, uT = tx_.values, tt_.values, tT_.values
+        rx, log_a, log_d, lse, tmp, tmp2 = tab["buf"]
+        grad = tab["grad"]
+        d_r, d_alpha, d_a, d_b = grad
+
+        def take(table, idx, out):
+            # mode="clip": the positions are valid, and "raise" would copy through a buffer.
+            return np.take(table, idx.index, out=out, mode="clip")
+
+        log_aT, log_at = np.log(alpha + uT + 0.0), np.log(alpha + ut)
+        take(r + ux, tx_, rx)
+        # log A = betaln(a, b + x + 1) - (r + x) * log(alpha + T)
+        take(betaln(a, b + ux + 1), tx_, log_a)
+        np.subtract(log_a, np.multiply(rx, take(log_aT, tT_, tmp), out=tmp), out=log_a)
+        # log D = betaln(a + 1, b + x) - (r + x) * log(alpha + t_x)
+        take(betaln(a + 1, b + ux), tx_, log_d)
+        np.subtract(log_d, np.multiply(rx, take(log_at, tt_, tmp), out=tmp), out=log_d)
+        np.logaddexp(log_a, log_d, out=lse)
+        w_a = np.exp(np.subtract(log_a, lse, out=log_a), out=log_a)
+        w_d = np.exp(np.subtract(log_d, lse, out=log_d), out=log_d)
+        # d_r = digamma(r + x) - digamma(r) + log(alpha) - w_a log(alpha + T) - w_d log(alpha + t_x)
+        take(digamma(r + ux) - digamma(r) + np.log(alpha), tx_, d_r)
+        np.subtract(d_r, np.multiply(w_a, take(log_aT, tT_, tmp), out=tmp), out=d_r)
+        np.subtract(d_r, np.multiply(w_d, take(log_at, tt_, tmp), out=tmp), out=d_r)
+        # d_alpha = r / alpha - (r + x) * (w_a / (alpha + T) + w_d / (alpha + t_x))
+        np.divide(w_a, take(alpha + uT, tT_, tmp), out=tmp)
+        np.divide(w_d, take(alpha + ut, tt_, tmp2), out=tmp2)
+        np.multiply(rx, np.add(tmp, tmp2, out=tmp), out=tmp)
+        np.subtract(r / alpha, tmp, out=d_alpha)
+        psi_abx = digamma(a + b + ux + 1)
+        # d_a = -(digamma(a) - digamma(a + b)) + w_a * (...) + w_d * (...)
+        np.add(
+            -(digamma(a) - digamma(a + b)),
+            np.multiply(w_a, take(digamma(a) - psi_abx, tx_, tmp), out=tmp),
+            out=d_a,
+        )
+        np.add(d_a, np.multiply(w_d, take(digamma(a + 1) - psi_abx, tx_, tmp), out=tmp), out=d_a)
+        # d_b = -(digamma(b) - digamma(a + b)) + w_a * (...) + w_d * (...)
+        np.add(
+            -(digamma(b) - digamma(a + b)),
+            np.multiply(w_a, take(digamma(b + ux + 1) - psi_abx, tx_, tmp), out=tmp),
+            out=d_b,
+        )
+        np.add(d_b, np.multiply(w_d, take(digamma(b + ux) - psi_abx, tx_, tmp), out=tmp), out=d_b)
+        # log-likelihood = common + lse
+        take(gammaln(r + ux) - gammaln(r) + r * np.log(alpha) - betaln(a, b), tx_, tmp)
+        return np.add(tmp, lse, out=tmp), grad
+
+    # -- predictions ------------------------------------------------------------------------------
+
+    def p_alive(self, X) -> pd.Series:
+        """P(alive at T | x, t_x, T) = 1 / (1 + a / (b + x) · ((α + T) / (α + t_x))^(r + x)).
+
+        That is A(0) / (A(0) + D); below 1 for customers with x = 0 too, unlike BG/NBD.
+        """
+        return super().p_alive(X)
+
+    def p_no_purchase(self, X, t: float) -> pd.Series:
+        """P(no purchase in (T, T + t] | x, t_x, T) = (A(t) + D) / (A(0) + D) (METRICS.md's split).
+
+        A customer alive at T who buys nothing in the window is still alive, so the probability is
+        the likelihood of the history extended by a silent window over that of the history.
+        """
+        return super().p_no_purchase(X, t)
+
+    def expected_transactions(self, X, t: float) -> pd.Series:
+        """E[Y(t) | x, t_x, T]: expected repeat purchases in the next ``t`` days.
+
+        Wagner & Hoppe (2008), as lifetimes' ``ModifiedBetaGeoFitter``:
+        ``(a + b + x) / (a − 1) · [1 − ((α+T)/(α+T+t))^(r+x) 2F1(r+x, b+x+1; a+b+x; z)]``
+        ``/ (1 + a / (b + x) · ((α+T)/(α+t_x))^(r+x))`` with ``z = t / (α + T + t)``; the bracket
+        is evaluated in Euler's transformed form (:func:`_mbg_decay_term`), finite for any x.
+        """
+        r, alpha, a, b = self.params_tuple
+        x, t_x, T = self._xs(X)
+        t = float(t)
+        z = t / (alpha + T + t)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            log_decay = np.log(alpha + T) - np.log(alpha + T + t)
+            term = 1 - _mbg_decay_term(a, b, r, x, log_decay, z)
+            num = (a + b + x) / (a - 1) * term
+            log_ratio = np.log(a) - np.log(b + x) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
+            # num / (1 + exp(log_ratio)), stable when the ratio is huge (long-dead customers).
+            value = num * np.exp(-np.logaddexp(0.0, log_ratio))
+        return self._series(np.maximum(np.nan_to_num(value, nan=0.0), 0.0), X)
+
+    def expected_transactions_new(self, t) -> np.ndarray:
+        """E[X(t)] for a customer just acquired: ``b / (a − 1) · [1 − (α/(α+t))^r 2F1(r, b+1; a+b; z)]``.
+
+        With ``z = t / (α + t)``; the bracket in Euler's transformed form, as in
+        :meth:`expected_transactions` (which this equals at x = t_x = T = 0).
+        """
+        r, alpha, a, b = self.params_tuple
+        t = np.asarray(t, dtype=float)
+        z = t / (alpha + t)
+        log_decay = np.log(alpha) - np.log(alpha + t)
+        return b / (a - 1) * (1 - _mbg_decay_term(a, b, r, 0.0, log_decay, z))
 
 
 class GammaGammaModel(BaseEstimator):

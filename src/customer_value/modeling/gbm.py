@@ -126,23 +126,27 @@ class ChurnModel(ClassifierMixin, _BoosterMixin, BaseEstimator):
         self.calibration_tolerance = calibration_tolerance
         self.random_state = random_state
 
-    def fit(self, X: pd.DataFrame, y, X_val: pd.DataFrame, y_val, X_cal=None, y_cal=None):
-        """Fit with early stopping on (X_val, y_val); calibrate on (X_cal, y_cal) if needed."""
+    def fit(self, X: pd.DataFrame, y, X_val=None, y_val=None, X_cal=None, y_cal=None):
+        """Fit with early stopping on (X_val, y_val); calibrate on (X_cal, y_cal) if needed.
+
+        Without a validation set all ``n_estimators`` rounds are fitted (a refit with a round
+        count chosen earlier).
+        """
         self.features_ = list(X.columns)
         self.classes_ = np.array([0, 1])
         params = _base_params(dict(self.params or {}), self.random_state)
+        stop = X_val is not None
         self.model_ = xgb.XGBClassifier(
             n_estimators=self.n_estimators,
-            early_stopping_rounds=self.early_stopping_rounds,
+            early_stopping_rounds=self.early_stopping_rounds if stop else None,
             objective="binary:logistic",
             eval_metric="logloss",
             monotone_constraints=_monotone(self.features_, self.monotone or {}),
             **params,
         )
-        self.model_.fit(
-            X, np.asarray(y, dtype=int), eval_set=[(X_val, np.asarray(y_val, dtype=int))], verbose=False
-        )
-        self.best_iteration_ = int(self.model_.best_iteration)
+        eval_set = [(X_val, np.asarray(y_val, dtype=int))] if stop else None
+        self.model_.fit(X, np.asarray(y, dtype=int), eval_set=eval_set, verbose=False)
+        self.best_iteration_ = int(self.model_.best_iteration) if stop else self.n_estimators - 1
         self.explained_booster_ = self.model_.get_booster()
         self.calibrator_ = None
         if X_cal is not None and self.calibration != "none":
@@ -190,7 +194,8 @@ class CLVModel(RegressorMixin, _BoosterMixin, BaseEstimator):
     ----------
     params : dict
         xgboost parameters; for ``tweedie`` it may hold ``tweedie_variance_power``.
-    objective : {"tweedie", "two_part"}
+    objective : {"tweedie", "two_part", "poisson"}
+        ``poisson`` is for counts (expected purchase days).
     n_estimators, early_stopping_rounds, monotone, random_state
         As for :class:`ChurnModel`.
     """
@@ -211,50 +216,63 @@ class CLVModel(RegressorMixin, _BoosterMixin, BaseEstimator):
         self.monotone = monotone
         self.random_state = random_state
 
-    def fit(self, X: pd.DataFrame, y, X_val: pd.DataFrame, y_val):
-        """Fit with early stopping on the validation split."""
+    def fit(self, X: pd.DataFrame, y, X_val=None, y_val=None):
+        """Fit with early stopping on the validation split (all rounds without one)."""
         self.features_ = list(X.columns)
         y = np.clip(np.asarray(y, dtype=float), 0, None)
-        y_val = np.clip(np.asarray(y_val, dtype=float), 0, None)
+        stop = X_val is not None
+        y_val = np.clip(np.asarray(y_val, dtype=float), 0, None) if stop else None
         params = _base_params(dict(self.params or {}), self.random_state)
         mono = _monotone(self.features_, self.monotone or {})
         common = dict(
             n_estimators=self.n_estimators,
-            early_stopping_rounds=self.early_stopping_rounds,
+            early_stopping_rounds=self.early_stopping_rounds if stop else None,
             monotone_constraints=mono,
         )
-        if self.objective == "tweedie":
-            params.setdefault("tweedie_variance_power", 1.5)
-            self.model_ = xgb.XGBRegressor(
-                objective="reg:tweedie",
-                eval_metric=f"tweedie-nloglik@{params['tweedie_variance_power']}",
-                **common,
-                **params,
-            )
-            self.model_.fit(X, y, eval_set=[(X_val, y_val)], verbose=False)
-            self.best_iteration_ = int(self.model_.best_iteration)
-            self.explained_booster_ = self.model_.get_booster()
+        if self.objective in ("tweedie", "poisson"):
+            self._fit_single(X, y, X_val, y_val, params, common)
         else:
-            params.pop("tweedie_variance_power", None)
-            self.buy_ = xgb.XGBClassifier(
-                objective="binary:logistic", eval_metric="logloss", **common, **params
-            )
-            self.buy_.fit(
-                X, (y > 0).astype(int), eval_set=[(X_val, (y_val > 0).astype(int))], verbose=False
-            )
-            pos, pos_val = y > 0, y_val > 0
-            self.spend_ = xgb.XGBRegressor(
-                objective="reg:gamma", eval_metric="gamma-nloglik", **common, **params
-            )
-            self.spend_.fit(X[pos], y[pos], eval_set=[(X_val[pos_val], y_val[pos_val])], verbose=False)
-            self.best_iteration_ = int(self.buy_.best_iteration)
-            self.explained_booster_ = self.buy_.get_booster()
+            self._fit_two_part(X, y, X_val, y_val, params, common)
         return self
+
+    def _fit_single(self, X, y, X_val, y_val, params, common) -> None:
+        if self.objective == "poisson":
+            params.pop("tweedie_variance_power", None)
+            objective, metric = "count:poisson", "poisson-nloglik"
+        else:
+            params.setdefault("tweedie_variance_power", 1.5)
+            objective = "reg:tweedie"
+            metric = f"tweedie-nloglik@{params['tweedie_variance_power']}"
+        self.model_ = xgb.XGBRegressor(objective=objective, eval_metric=metric, **common, **params)
+        eval_set = None if X_val is None else [(X_val, y_val)]
+        self.model_.fit(X, y, eval_set=eval_set, verbose=False)
+        self.best_iteration_ = (
+            self.n_estimators - 1 if X_val is None else int(self.model_.best_iteration)
+        )
+        self.explained_booster_ = self.model_.get_booster()
+
+    def _fit_two_part(self, X, y, X_val, y_val, params, common) -> None:
+        if X_val is None:  # no validation split: every round, both parts
+            X_val, y_val = X, y
+            common = dict(common, early_stopping_rounds=None)
+        params.pop("tweedie_variance_power", None)
+        self.buy_ = xgb.XGBClassifier(
+            objective="binary:logistic", eval_metric="logloss", **common, **params
+        )
+        self.buy_.fit(X, (y > 0).astype(int), eval_set=[(X_val, (y_val > 0).astype(int))], verbose=False)
+        pos, pos_val = y > 0, y_val > 0
+        self.spend_ = xgb.XGBRegressor(
+            objective="reg:gamma", eval_metric="gamma-nloglik", **common, **params
+        )
+        self.spend_.fit(X[pos], y[pos], eval_set=[(X_val[pos_val], y_val[pos_val])], verbose=False)
+        stopped = common["early_stopping_rounds"] is not None
+        self.best_iteration_ = int(self.buy_.best_iteration) if stopped else self.n_estimators - 1
+        self.explained_booster_ = self.buy_.get_booster()
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Expected value over the label window."""
         check_is_fitted(self, "features_")
         X = X[self.features_]
-        if self.objective == "tweedie":
+        if self.objective in ("tweedie", "poisson"):
             return np.clip(self.model_.predict(X), 0, None)
         return np.clip(self.buy_.predict_proba(X)[:, 1] * self.spend_.predict(X), 0, None)

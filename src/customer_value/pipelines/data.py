@@ -9,7 +9,7 @@ from customer_value import io
 from customer_value.config import Config, SimulationConfig
 from customer_value.engines.pandas import LoadedData, load_data
 from customer_value.errors import ConfigError
-from customer_value.synthetic import SimulatedBase, simulate_base
+from customer_value.synthetic import DriftParams, SimulatedBase, simulate
 
 __all__ = [
     "LoadedData",
@@ -42,7 +42,20 @@ def run_simulation(config: Config) -> tuple[SimulatedBase, dict[str, Path]]:
             where=str(config.source_path),
             hint="use configs/default.yaml, or add a simulation section",
         )
-    base = simulate_base(
+    drift = None
+    if sim.kind == "drift":
+        # Checked here, not in config (which may not import the simulator), before anything is written.
+        try:
+            drift = DriftParams.from_overrides(sim.drift)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"simulation.drift: {exc}",
+                where=str(config.source_path),
+                hint="see docs/simulation.md, 'The drift base', for the parameters and their ranges",
+            ) from None
+    base = simulate(
+        sim.kind,
+        drift=drift,
         n_customers=sim.n_customers,
         start_date=sim.start_date,
         end_date=sim.end_date,

@@ -9,6 +9,7 @@ the run has finished, so a run that dies midway never holds one.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import warnings
@@ -109,6 +110,7 @@ def task_data(config: Config, ts: TrainingSet) -> Snapshots:
             tset.plan,
             task.target(config, tset.frame),
             features,
+            tset.serving,
         )
     refs = [t.name for t in tasks.labelled(config) if t.reference and t.name in ts.tasks]
     latest = ts.tasks[refs[0]] if refs else ts.latest
@@ -204,6 +206,21 @@ def assess(config: Config, snaps: Snapshots, models: dict, progress: Progress):
     return assessments, pd.DataFrame(rows, columns=["task", "model", "metric", "value"])
 
 
+def serve(config: Config, snaps: Snapshots, models: dict, assessments, progress: Progress) -> dict:
+    """What each task serves: refits on the latest windows, blends, or a classical model."""
+    progress.step("serving models: refit on the latest windows, gate against the classical models")
+    served = {}
+    for task in tasks.registered():
+        result = task.serve(models[task.name], snaps.data[task.name], config, assessments[task.name])
+        if result.decision:
+            progress.note(f"{task.name}: {result.decision}")
+            tracking.set_tags({f"{task.name}.serving": result.decision[:4000]})
+        if result.params:
+            tracking.log_text(json.dumps(result.params, indent=1), f"serving/{task.name}.json")
+        served[task.name] = result.model
+    return served
+
+
 @dataclass
 class Explained:
     """The reference rows scored by the chain, with value, SHAP and the persona profile."""
@@ -288,7 +305,7 @@ def run_train(
     ``nested=True`` logs the run under the active run (the backtest's per-cutoff runs).
     """
     registered = tasks.registered()
-    progress = Progress(say, total=len(registered) + 7)
+    progress = Progress(say, total=len(registered) + 8)
     wanted = preflight(config, as_of)
     engine = engines.get(config)
     loaded, as_of = load(config, engine, wanted, progress)
@@ -301,9 +318,10 @@ def run_train(
         with tracking.start_run(f"train {as_of.date()}", nested=nested, tags=tags) as parent:
             run_id = parent.info.run_id
             run_log.log_inputs(config, snaps, loaded)
-            models = fit_tasks(config, snaps, progress)
+            fitted = fit_tasks(config, snaps, progress)
+            assessments, metrics = assess(config, snaps, fitted, progress)
+            models = serve(config, snaps, fitted, assessments, progress)
             chain = Chain(scoring_spec(config, snaps, as_of), models, registered)
-            assessments, metrics = assess(config, snaps, models, progress)
             ex = explain_reference(config, chain, snaps, progress)
             progress.step("logging metrics, tables, plots, the report and models to MLflow")
             run_log.log_outcome(config, chain, assessments, metrics, ex, snaps, loaded, tags, run_id)

@@ -27,6 +27,9 @@ from customer_value.modeling.tuning import split_by_customer
 from customer_value.schema import Column
 
 __all__ = [
+    "Served",
+    "versus_baselines",
+    "DIRECTION",
     "Task",
     "TaskData",
     "FitResult",
@@ -82,6 +85,7 @@ class TaskData:
     plan: CutoffPlan | None
     target: str | None
     features: list[str]
+    serve: pd.DataFrame | None = None  # rows of the serving cutoffs (the refit's data)
 
 
 @dataclass
@@ -115,6 +119,80 @@ class Assessment:
     headline: dict[str, float]
     y: np.ndarray | None = None
     scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class Served:
+    """What a task serves after the gate: the model, and what the run records about the choice."""
+
+    model: Any
+    decision: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+#: Per metric: +1 higher is better, -1 lower is better, 0 closer to zero (|x|) is better.
+DIRECTION = {
+    "roc_auc": 1,
+    "pr_auc": 1,
+    "lift_top_decile": 1,
+    "brier": -1,
+    "log_loss": -1,
+    "normalized_gini": 1,
+    "spearman": 1,
+    "top_decile_capture": 1,
+    "mae": -1,
+    "rmse": -1,
+    "decile_mape": -1,
+    "aggregate_error": 0,
+    "transactions_mae": -1,
+    "transactions_aggregate_error": 0,
+}
+
+
+def versus_baselines(
+    rows: list[dict], ours: str, metrics: Sequence[str], tolerance: float = 0.0
+) -> pd.DataFrame:
+    """Per metric: ours, the best baseline (name and value) and a verdict (win, tie or loss).
+
+    ``rows`` are an assessment's tidy rows; every model other than ``ours`` (and the oracle) is a
+    baseline. A loss is a result worse than the best baseline's by more than ``tolerance``:
+    absolute for higher-is-better metrics, relative for lower-is-better ones and |aggregate
+    error|. A metric no baseline has is a win by default (nothing to lose to).
+    """
+    frame = pd.DataFrame(rows)
+    out = []
+    for metric in metrics:
+        sign = DIRECTION[metric]
+        m = frame[(frame["metric"] == metric) & frame["value"].notna()]
+        mine = m.loc[m["model"] == ours, "value"]
+        others = m[(m["model"] != ours) & ~m["model"].str.startswith(("oracle", ours + " ("))]
+        if mine.empty:
+            continue
+        value = float(mine.iloc[0])
+        goodness = (others["value"] * sign) if sign else -others["value"].abs()
+        if others.empty:
+            out.append(
+                {"metric": metric, "ours": value, "baseline": "", "best": np.nan, "verdict": "win"}
+            )
+            continue
+        best_row = others.loc[goodness.idxmax()]
+        best = float(best_row["value"])
+        if sign == 1:
+            diff, slack = value - best, tolerance
+        else:
+            a, b = (value, best) if sign == -1 else (abs(value), abs(best))
+            diff, slack = b - a, tolerance * max(abs(b), 1e-12)
+        verdict = "win" if diff > 0 else "tie" if diff >= -slack else "loss"
+        out.append(
+            {
+                "metric": metric,
+                "ours": value,
+                "baseline": best_row["model"],
+                "best": best,
+                "verdict": verdict,
+            }
+        )
+    return pd.DataFrame(out, columns=["metric", "ours", "baseline", "best", "verdict"])
 
 
 @dataclass
@@ -182,6 +260,11 @@ class Task:
     reference : bool
         The task's out-of-time rows are the run's reference rows: personas are fitted on them and
         the persona profile, value and SHAP are computed on them (their labels are read there).
+    gate_metrics : tuple of str
+        Rank and calibration metrics on which the learned model must not lose to the best
+        classical model (within ``serving.tolerance``) to be served (:func:`versus_baselines`).
+    headline_metrics : tuple of str
+        The metrics ``evaluate`` gives a verdict on against the classical models.
     """
 
     name: ClassVar[str]
@@ -198,6 +281,8 @@ class Task:
     reference: ClassVar[bool] = False
     backtest_metrics: ClassVar[tuple[str, ...]] = ()
     chart_metrics: ClassVar[tuple[str, ...]] = ()
+    gate_metrics: ClassVar[tuple[str, ...]] = ()
+    headline_metrics: ClassVar[tuple[str, ...]] = ()
 
     # -- labels -----------------------------------------------------------------------------------
     def window_days(self, config: Config) -> int | None:
@@ -236,6 +321,14 @@ class Task:
     def gate_score(self, model: Any, data: TaskData, config: Config) -> float:
         """The primary metric of any fitted model of this task (e.g. the current champion)."""
         raise NotImplementedError
+
+    def serve(self, model: Any, data: TaskData, config: Config, assessment: Assessment) -> Served:
+        """The model to serve (by default the fitted one).
+
+        Tasks with classical rivals refit on the latest windows and serve a classical model when
+        theirs loses (``gate_metrics``).
+        """
+        return Served(model)
 
     def predict(
         self, model: Any, features: pd.DataFrame, spec: TaskSpec, btyd: BTYDModels | None

@@ -10,25 +10,29 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.linear_model import LogisticRegression
 
 from customer_value import plots
 from customer_value.config import Config
 from customer_value.errors import UserError
 from customer_value.features.btyd import BTYDModels
 from customer_value.modeling import evaluate
+from customer_value.modeling.blend import BaselineChurn
 from customer_value.modeling.gbm import CHURN_MONOTONE, ChurnModel
-from customer_value.modeling.tuning import tune
+from customer_value.modeling.tuning import split_by_customer, tune
 from customer_value.schema import Column
 from customer_value.tasks.base import (
     Assessment,
     BacktestEntry,
     FitResult,
+    Served,
     Task,
     TaskData,
     TaskSpec,
     lifts,
     metric_rows,
     split,
+    versus_baselines,
 )
 
 __all__ = ["ChurnTask", "churn_baselines", "btyd_inputs"]
@@ -54,6 +58,19 @@ def churn_baselines(oot: pd.DataFrame, models: BTYDModels, window_days: int) -> 
     return out
 
 
+def recalibrated(q: np.ndarray, y: np.ndarray, customers: pd.Index, seed: int) -> np.ndarray:
+    """Platt-recalibrated probabilities, each half of the customers fitted on the other half."""
+    half = np.asarray(split_by_customer(pd.Series(customers, index=customers), 0.5, seed), dtype=bool)
+    z = np.log(np.clip(q, 1e-6, 1 - 1e-6) / np.clip(1 - q, 1e-6, 1))[:, None]
+    out = q.copy()
+    for part in (half, ~half):
+        if len(np.unique(y[~part])) < 2 or not part.any():
+            continue
+        platt = LogisticRegression().fit(z[~part], y[~part].astype(int))
+        out[part] = platt.predict_proba(z[part])[:, 1]
+    return out
+
+
 class ChurnTask(Task):
     """The churn classifier (see the module docstring)."""
 
@@ -72,6 +89,8 @@ class ChurnTask(Task):
     reference = True  # the most recent fully observed window, with the churn label
     backtest_metrics = ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_decile")
     chart_metrics = ("roc_auc", "pr_auc")
+    gate_metrics = ("roc_auc", "brier")
+    headline_metrics = ("roc_auc", "pr_auc", "brier")
 
     def window_days(self, config: Config) -> int:
         return config.features.churn_window_days
@@ -160,6 +179,10 @@ class ChurnTask(Task):
         oot = data.oot
         y = oot["churned"].to_numpy(dtype=float)
         ours = model.predict_proba(oot[model.features_])[:, 1]
+        if config.serving.refit:
+            # The served refit has the latest window's churn rate; the older model judged here is
+            # recalibrated on that window too (cross-fitted, so the metrics stay out-of-sample).
+            ours = recalibrated(ours, y, oot.index, config.project.seed)
         headline = evaluate.churn_metrics(y, ours)
         rows = metric_rows(self.model_label, self.name, headline)
         scores = {self.model_label: ours}
@@ -170,6 +193,35 @@ class ChurnTask(Task):
             rows += metric_rows(name, self.name, m)
             scores[name] = score
         return Assessment(rows, headline, y, scores)
+
+    def serve(self, model, data: TaskData, config: Config, assessment: Assessment) -> Served:
+        """Refit on the latest windows; serve BG/NBD's probability when ours loses to it.
+
+        The refit keeps the tuned parameters and round count and is not recalibrated: it is fitted
+        on the latest labelled windows, whose churn rate is the latest one (on the backtests the
+        raw refit had a lower Brier score than the older model calibrated on a split of old
+        snapshots, or recalibrated on the out-of-time window).
+        """
+        served = model
+        if config.serving.refit and data.serve is not None and len(data.serve):
+            rows = data.serve
+            served = ChurnModel(
+                params=model.params,
+                n_estimators=model.best_iteration_ + 1,
+                monotone=model.monotone,
+                calibration="none",
+                random_state=config.project.seed,
+            ).fit(rows[model.features_], rows["churned"].astype(int))
+        verdicts = versus_baselines(
+            assessment.rows, self.model_label, self.gate_metrics, config.serving.tolerance
+        )
+        lost = verdicts[verdicts["verdict"] == "loss"]
+        if lost.empty or BGNBD not in set(verdicts["baseline"]) | set(assessment.scores):
+            return Served(
+                served, "serving the learned model" + (" (refitted)" if served is not model else "")
+            )
+        losses = ", ".join(f"{r.metric} ({r.ours:.4f} vs {r.best:.4f})" for r in lost.itertuples())
+        return Served(BaselineChurn(served), f"serving {BGNBD}: ours loses on {losses}")
 
     def gate_score(self, model, data: TaskData, config: Config) -> float:
         y = data.oot["churned"].to_numpy(dtype=float)

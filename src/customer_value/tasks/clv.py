@@ -17,23 +17,29 @@ from customer_value.config import Config
 from customer_value.features.btyd import BTYDModels
 from customer_value.features.build import projection_ratio
 from customer_value.modeling import evaluate
+from customer_value.modeling.blend import BaselineOnly, Blend, SpendAndCounts
 from customer_value.modeling.gbm import CLV_MONOTONE, CLVModel
-from customer_value.modeling.tuning import tune
+from customer_value.modeling.tuning import split_by_customer, tune
 from customer_value.schema import Column
 from customer_value.tasks.base import (
     Assessment,
     BacktestEntry,
     FitResult,
+    Served,
     Task,
     TaskData,
     TaskSpec,
     lifts,
     metric_rows,
     split,
+    versus_baselines,
 )
 from customer_value.tasks.churn import btyd_inputs
 
-__all__ = ["CLVTask", "clv_baselines", "clv_target"]
+__all__ = ["CLVTask", "clv_baselines", "clv_target", "transaction_baselines", "crossfit"]
+
+#: Transaction-count metrics (purchase days in the window), reported beside the spend metrics.
+TX_METRICS = ("transactions_mae", "transactions_aggregate_error")
 
 
 def clv_target(config: Config, frame: pd.DataFrame) -> str:
@@ -72,6 +78,41 @@ def clv_baselines(
     return out
 
 
+def transaction_baselines(
+    oot: pd.DataFrame, models: BTYDModels, label_days: int
+) -> dict[str, np.ndarray]:
+    """Purchase days in the window: BG/NBD and the naive repeat rate (METRICS.md)."""
+    tenure = np.maximum(oot["tenure_days"].to_numpy(dtype=float), 1.0)
+    out = {"naive repeat rate": oot["frequency"].to_numpy(dtype=float) / tenure * label_days}
+    if models.bgnbd is not None:
+        out["BG/NBD"] = models.bgnbd.expected_transactions(btyd_inputs(oot), label_days).to_numpy()
+    return out
+
+
+def transaction_metrics(y, p) -> dict[str, float]:
+    """MAE and aggregate error of expected purchase days."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    total = y.sum()
+    return {
+        "transactions_mae": float(np.mean(np.abs(p - y))),
+        "transactions_aggregate_error": float((p.sum() - total) / total) if total else float("nan"),
+    }
+
+
+def crossfit(blend: Blend, X: pd.DataFrame, y: np.ndarray, seed: int) -> np.ndarray:
+    """Blend predictions for every row of X from weights fitted on the other half of customers.
+
+    The served weights are fitted on the whole out-of-time window; judging them there would be
+    in-sample, so the out-of-time metrics use two-fold cross-fitting by customer instead.
+    """
+    half = np.asarray(split_by_customer(pd.Series(X.index, index=X.index), 0.5, seed), dtype=bool)
+    out = np.empty(len(X))
+    for part in (half, ~half):
+        fitted = Blend(blend.model, blend.kind).fit(X[~part], y[~part])
+        out[part] = fitted.predict(X[part])
+    return out
+
+
 class CLVTask(Task):
     """The CLV regressor (see the module docstring)."""
 
@@ -97,6 +138,14 @@ class CLVTask(Task):
         "aggregate_error",
     )
     chart_metrics = ("normalized_gini", "mae")
+    gate_metrics = ("normalized_gini", "aggregate_error")
+    headline_metrics = (
+        "normalized_gini",
+        "spearman",
+        "top_decile_capture",
+        "aggregate_error",
+        *TX_METRICS,
+    )
 
     def window_days(self, config: Config) -> int:
         return config.features.horizon_days
@@ -137,11 +186,22 @@ class CLVTask(Task):
             study_name, fit, score, tcfg.n_trials, tcfg.timeout_s, seed, callbacks=list(callbacks)
         )
         model = fit(best)
+        counts = None
+        if "future_transactions" in fit_part:
+            # Purchase days with the spend model's tuned shape: a Poisson model of counts.
+            counts = CLVModel(
+                params=best,
+                objective="poisson",
+                n_estimators=tcfg.max_estimators,
+                early_stopping_rounds=tcfg.early_stopping_rounds,
+                random_state=seed,
+            ).fit(X, fit_part["future_transactions"], Xv, stop_part["future_transactions"])
         return FitResult(
-            model,
+            SpendAndCounts(model, counts),
             params={
                 "best": best,
                 "best_iteration": model.best_iteration_,
+                "transactions_best_iteration": None if counts is None else counts.best_iteration_,
                 "objective": config.clv.objective,
                 "target": target,
             },
@@ -153,26 +213,95 @@ class CLVTask(Task):
 
     def assess(self, model, data: TaskData, config: Config) -> Assessment:
         # Over the label window, as the labels are: the projection to the horizon is not judged.
-        y = self._y(data)
-        ours = model.predict(data.oot[model.features_])
+        # Ours is what is served: the blend (cross-fitted here) when blending is on.
+        y, oot, seed = self._y(data), data.oot, config.project.seed
+        learned = model.spend.predict(oot[model.spend.features_])
+        ours = crossfit(Blend(model.spend, "spend"), oot, y, seed) if config.serving.blend else learned
         headline = evaluate.clv_metrics(y, ours)
         rows = metric_rows(self.model_label, self.name, headline)
         scores = {self.model_label: ours}
-        for name, pred in clv_baselines(
-            data.oot, data.btyd_oot, data.plan.label_days, data.target
-        ).items():
+        if config.serving.blend:
+            rows += metric_rows(
+                f"{self.model_label} (learned only)", self.name, evaluate.clv_metrics(y, learned)
+            )
+        for name, pred in clv_baselines(oot, data.btyd_oot, data.plan.label_days, data.target).items():
             rows += metric_rows(name, self.name, evaluate.clv_metrics(y, pred))
             scores[name] = pred
+        if model.transactions is not None:
+            rows += self._transaction_rows(model, data, config)
+            headline.update(
+                {
+                    r["metric"]: r["value"]
+                    for r in rows
+                    if r["model"] == self.model_label and r["metric"] in TX_METRICS
+                }
+            )
         return Assessment(rows, headline, y, scores)
+
+    def _transaction_rows(self, model, data: TaskData, config: Config) -> list[dict]:
+        oot = data.oot
+        y = oot["future_transactions"].to_numpy(dtype=float)
+        learned = model.transactions.predict(oot[model.transactions.features_])
+        ours = learned
+        if config.serving.blend:
+            ours = crossfit(Blend(model.transactions, "transactions"), oot, y, config.project.seed)
+        rows = metric_rows(self.model_label, self.name, transaction_metrics(y, ours))
+        for name, pred in transaction_baselines(oot, data.btyd_oot, data.plan.label_days).items():
+            rows += metric_rows(name, self.name, transaction_metrics(y, pred))
+        return rows
+
+    def serve(self, model, data: TaskData, config: Config, assessment: Assessment) -> Served:
+        """Refit on the latest windows, blend with the classical models, or serve one of them.
+
+        The blend's weights are fitted on the whole out-of-time window (its level is the latest
+        one) and put around the refit. When ours loses to a classical model on a gate metric,
+        that classical model is served instead, scaled to the out-of-time window's total.
+        """
+        oot, tol = data.oot, config.serving.tolerance
+        parts, decisions, params = {}, [], {}
+        for kind, fitted, metrics, target in (
+            ("spend", model.spend, self.gate_metrics, data.target),
+            ("transactions", model.transactions, TX_METRICS, "future_transactions"),
+        ):
+            if fitted is None:
+                parts[kind] = None
+                continue
+            y = oot[target].clip(lower=0).to_numpy(dtype=float)
+            refit = _refit(fitted, data, target, config) if config.serving.refit else fitted
+            verdicts = versus_baselines(assessment.rows, self.model_label, metrics, tol)
+            lost = verdicts[verdicts["verdict"] == "loss"]
+            if not lost.empty:
+                best = verdicts.iloc[0]["baseline"]
+                parts[kind] = BaselineOnly(refit, kind, best).fit(oot, y)
+                decisions.append(
+                    f"{kind}: serving {best} (scaled to the latest window's total): ours loses on "
+                    + ", ".join(f"{r.metric} ({r.ours:.4f} vs {r.best:.4f})" for r in lost.itertuples())
+                )
+            elif config.serving.blend:
+                blend = Blend(fitted, kind).fit(oot, y)
+                parts[kind] = blend.with_model(refit)
+                params[f"{kind}_blend_weights"] = blend.weights()
+                decisions.append(f"{kind}: serving the learned model blended with the classical ones")
+            else:
+                parts[kind] = refit
+                decisions.append(f"{kind}: serving the learned model")
+        return Served(
+            SpendAndCounts(parts["spend"], parts["transactions"]), "; ".join(decisions), params
+        )
 
     def gate_score(self, model, data: TaskData, config: Config) -> float:
         return evaluate.normalized_gini(self._y(data), model.predict(data.oot[model.features_]))
 
     def predict(self, model, features, spec: TaskSpec, btyd) -> dict[str, np.ndarray]:
-        clv = model.predict(features[model.features_])
+        X = features[model.features_]
+        out = {"predicted_clv": model.predict(X)}
+        counts = model.predict_transactions(X) if hasattr(model, "predict_transactions") else None
+        if counts is not None:
+            out["expected_transactions"] = counts
         if spec.projected and btyd is not None:
-            clv = clv * projection_ratio(btyd, features, spec.label_days, spec.window_days).to_numpy()
-        return {"predicted_clv": clv}
+            ratio = projection_ratio(btyd, features, spec.label_days, spec.window_days).to_numpy()
+            out = {k: v * ratio for k, v in out.items()}
+        return out
 
     def metrics(self, y, p) -> dict[str, float]:
         return evaluate.clv_metrics(y, p)
@@ -226,3 +355,15 @@ class CLVTask(Task):
                 for m in self.chart_metrics
             ],
         ]
+
+
+def _refit(fitted: CLVModel, data: TaskData, target: str, config: Config) -> CLVModel:
+    """The same model refitted on the serving cutoffs, with its tuned parameters and rounds."""
+    rows = data.serve if data.serve is not None and len(data.serve) else data.train
+    return CLVModel(
+        params=fitted.params,
+        objective=fitted.objective,
+        n_estimators=fitted.best_iteration_ + 1,
+        monotone=fitted.monotone,
+        random_state=config.project.seed,
+    ).fit(rows[fitted.features_], rows[target].clip(lower=0))

@@ -1,0 +1,231 @@
+"""Holdout evaluation against the classical models, protocol-R style, on any config.
+
+For each calibration end ``c``: the training job runs with ``as_of = c`` (nothing after ``c`` is
+read), the served chain scores every customer with a purchase day on or before ``c``, and the
+predictions are judged on the ``holdout_days`` after ``c`` against what each customer did, beside
+BG/NBD + Gamma-Gamma, MBG/NBD + Gamma-Gamma and the naive total and repeat rates, all scored by
+the same functions (METRICS.md). Each headline metric gets a 95 % bootstrap interval (customers
+resampled) and a verdict: does ours beat the best classical model?
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from customer_value import tracking
+from customer_value.config import Config
+from customer_value.errors import UserError
+from customer_value.features.build import build_feature_set
+from customer_value.features.labels import build_labels
+from customer_value.modeling import evaluate
+from customer_value.modeling.btyd import ModifiedBetaGeoModel
+from customer_value.pipelines.backtest import bootstrap_ci
+from customer_value.pipelines.data import ensure_data, load_data
+from customer_value.pipelines.train import run_train
+from customer_value.tasks.base import DIRECTION
+from customer_value.tasks.churn import btyd_inputs
+
+__all__ = ["EvaluationResult", "run_evaluate", "HEADLINE", "classical_predictions", "score_holdout"]
+
+OURS = "customer_value (served)"
+#: (metric, prediction column, label column, METRICS.md function key)
+HEADLINE = (
+    ("normalized_gini", "predicted_clv", "future_revenue"),
+    ("spearman", "predicted_clv", "future_revenue"),
+    ("top_decile_capture", "predicted_clv", "future_revenue"),
+    ("aggregate_error", "predicted_clv", "future_revenue"),
+    ("roc_auc", "churn_probability", "churned"),
+    ("pr_auc", "churn_probability", "churned"),
+    ("brier", "churn_probability", "churned"),
+    ("transactions_mae", "expected_transactions", "future_transactions"),
+    ("transactions_aggregate_error", "expected_transactions", "future_transactions"),
+)
+
+
+@dataclass
+class EvaluationResult:
+    """The tidy table (cal_end × model × metric, with intervals) and the verdicts."""
+
+    table: pd.DataFrame
+    verdicts: pd.DataFrame
+    seconds: float
+
+
+def metric(name: str, y, p) -> float:
+    """One headline metric of predictions ``p`` against outcomes ``y`` (METRICS.md)."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    if name in ("roc_auc", "pr_auc", "brier"):
+        return evaluate.churn_metrics(y, p)[name]
+    if name == "transactions_mae":
+        return float(np.mean(np.abs(p - y)))
+    if name in ("aggregate_error", "transactions_aggregate_error"):
+        return float((p.sum() - y.sum()) / y.sum()) if y.sum() else float("nan")
+    if name == "top_decile_capture":
+        return evaluate.top_decile_capture(y, p)[0]
+    if name == "spearman":
+        return evaluate.clv_metrics(y, p)["spearman"]
+    return evaluate.normalized_gini(y, p)
+
+
+def classical_predictions(features: pd.DataFrame, btyd, days: int) -> dict[str, dict[str, np.ndarray]]:
+    """Model name -> prediction column -> values: BG/NBD, MBG/NBD (+ Gamma-Gamma), naive rates."""
+    tenure = np.maximum(features["tenure_days"].to_numpy(dtype=float), 1.0)
+    freq = features["frequency"].to_numpy(dtype=float)
+    repeat = features["monetary_repeat_mean"].fillna(0).to_numpy(dtype=float) * freq
+    out = {
+        "naive total rate": {
+            "predicted_clv": np.clip(features["monetary_total"].to_numpy(float), 0, None)
+            / tenure
+            * days,
+            "expected_transactions": features["purchase_days"].to_numpy(float) / tenure * days,
+        },
+        "naive repeat rate": {
+            "predicted_clv": np.clip(repeat, 0, None) / tenure * days,
+            "expected_transactions": freq / tenure * days,
+        },
+    }
+    X = btyd_inputs(features)
+    buyers = features["purchase_days"].to_numpy() > 0
+    aov = None
+    if btyd.gamma_gamma is not None:
+        aov = btyd.gamma_gamma.conditional_expected_value(
+            pd.DataFrame(
+                {"frequency": features["frequency"], "monetary_value": features["monetary_repeat_mean"]}
+            )
+        ).to_numpy()
+    mbg = None
+    if buyers.sum() >= 10 and (freq[buyers] > 0).any():
+        mbg = ModifiedBetaGeoModel(penalizer=1e-4).fit(X[buyers])
+    for name, model in (("BG/NBD", btyd.bgnbd), ("MBG/NBD", mbg)):
+        if model is None:
+            continue
+        tx = model.expected_transactions(X, days).to_numpy()
+        preds = {
+            "expected_transactions": tx,
+            "churn_probability": model.p_no_purchase(X, days).to_numpy(),
+        }
+        if aov is not None:
+            preds["predicted_clv"] = tx * aov
+        out[f"{name} + Gamma-Gamma" if aov is not None else name] = preds
+    return out
+
+
+def score_holdout(
+    predictions: dict[str, dict[str, np.ndarray]], labels: pd.DataFrame, n_boot: int, seed: int
+) -> pd.DataFrame:
+    """Every model's headline metrics (ours with a bootstrap interval) on the holdout labels."""
+    rows = []
+    for model, preds in predictions.items():
+        for name, column, label in HEADLINE:
+            if column not in preds or label not in labels:
+                continue
+            y = labels[label].clip(lower=0).to_numpy(dtype=float)
+            p = np.asarray(preds[column], dtype=float)
+            if not np.isfinite(p).all():
+                continue
+            lo = hi = np.nan
+            if model == OURS and n_boot:
+                lo, hi = bootstrap_ci(y, p, lambda a, b, n=name: metric(n, a, b), n_boot, seed)
+            rows.append(
+                {
+                    "model": model,
+                    "metric": name,
+                    "value": metric(name, y, p),
+                    "ci_low": lo,
+                    "ci_high": hi,
+                }
+            )
+    return pd.DataFrame(rows, columns=["model", "metric", "value", "ci_low", "ci_high"])
+
+
+def verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    """Per cal_end and metric: ours, the best classical model, win or loss."""
+    out = []
+    for (cal_end, name), g in table.groupby(["cal_end", "metric"], sort=False):
+        mine = g[g["model"] == OURS]
+        others = g[g["model"] != OURS]
+        if mine.empty or others.empty:
+            continue
+        sign = DIRECTION[name]
+        good = others["value"] * sign if sign else -others["value"].abs()
+        best = others.loc[good.idxmax()]
+        ours = float(mine["value"].iloc[0])
+        better = (
+            (ours > best["value"])
+            if sign == 1
+            else (ours < best["value"])
+            if sign == -1
+            else (abs(ours) < abs(best["value"]))
+        )
+        out.append(
+            {
+                "cal_end": cal_end,
+                "metric": name,
+                "ours": ours,
+                "ci_low": float(mine["ci_low"].iloc[0]),
+                "ci_high": float(mine["ci_high"].iloc[0]),
+                "best_classical": best["model"],
+                "classical": float(best["value"]),
+                "verdict": "win" if better else "loss",
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def _check(cal_ends: list[str], holdout_days: int, last: pd.Timestamp) -> list[pd.Timestamp]:
+    try:
+        stamps = sorted(pd.Timestamp(c).normalize() for c in cal_ends)
+    except (ValueError, TypeError):
+        raise UserError(
+            f"--cal-end {','.join(cal_ends)!r} are not all dates", hint="use YYYY-MM-DD"
+        ) from None
+    late = [c for c in stamps if c + pd.Timedelta(days=holdout_days) > last]
+    if late:
+        raise UserError(
+            f"calibration end(s) {', '.join(str(c.date()) for c in late)} leave less than the "
+            f"{holdout_days}-day holdout before the data ends on {last.date()}",
+            hint=f"use dates on or before {(last - pd.Timedelta(days=holdout_days)).date()} or a "
+            "shorter --holdout-days",
+        )
+    return stamps
+
+
+def run_evaluate(
+    config: Config,
+    cal_ends: list[str],
+    holdout_days: int,
+    n_boot: int = 200,
+    say: Callable[[str], None] = print,
+) -> EvaluationResult:
+    """Train at each calibration end, serve, and judge the holdout after it (see module doc)."""
+    t0 = time.perf_counter()
+    if holdout_days < 1:
+        raise UserError(f"--holdout-days must be at least 1 (got {holdout_days})")
+    config = config.model_copy(deep=True)
+    config.features.horizon_days = config.features.churn_window_days = int(holdout_days)
+    config.tracking.register_models = False  # measurement only: never enters the registry
+    tracking.check_store(config.tracking)
+    ensure_data(config)
+    tables = load_data(config).data
+    stamps = _check(cal_ends, holdout_days, tables.transactions["timestamp"].max().normalize())
+    parts = []
+    for c in stamps:
+        say(f"calibration end {c.date()}: training as `train --as-of {c.date()}` would")
+        res = run_train(config, as_of=c, say=lambda m: say(f"  {m}"))
+        fs = build_feature_set(tables, c, res.chain.spec.features, res.chain.spec.vocabulary)
+        f = fs.frame[fs.frame["purchase_days"] > 0]  # every customer with a purchase day
+        preds, _ = res.chain.core(f, fs.btyd)
+        labels = build_labels(tables.transactions, f.index, c, holdout_days, holdout_days)
+        cols = ("predicted_clv", "churn_probability", "expected_transactions")
+        models = {OURS: {k: preds[k].to_numpy(float) for k in cols if k in preds}}
+        models.update(classical_predictions(f, fs.btyd, holdout_days))
+        scored = score_holdout(models, labels, n_boot, config.project.seed)
+        scored.insert(0, "cal_end", str(c.date()))
+        parts.append(scored)
+    table = pd.concat(parts, ignore_index=True)
+    return EvaluationResult(table, verdicts(table), time.perf_counter() - t0)
