@@ -356,8 +356,8 @@ def evaluate(
     if output is not None:
         io.write_frame(res.verdicts, output)
     typer.echo("\n" + verdict_markdown(res.verdicts))
-    wins = int((res.verdicts["verdict"] == "win").sum())
-    n = len(res.verdicts)
+    head = res.verdicts[res.verdicts["headline"]]
+    wins, n = int((head["verdict"] == "win").sum()), len(head)
     typer.echo(f"\n{wins} of {n} headline metrics beat the best classical model ({res.seconds:.0f}s)")
 
 
@@ -372,7 +372,8 @@ def verdict_markdown(v) -> str:
         fmt = (lambda x: f"{x:+.1%}") if pct else (lambda x: f"{x:.4f}")
         ci = f" ({fmt(r.ci_low)} .. {fmt(r.ci_high)})" if r.ci_low == r.ci_low else ""
         best = f"{r.best_classical} {fmt(r.classical)}"
-        lines.append(f"| {r.cal_end} | {r.metric} | {fmt(r.ours)}{ci} | {best} | {r.verdict} |")
+        name = r.metric if r.headline else f"{r.metric} (not headline)"
+        lines.append(f"| {r.cal_end} | {name} | {fmt(r.ours)}{ci} | {best} | {r.verdict} |")
     return "\n".join(lines)
 
 

@@ -244,6 +244,12 @@ class ServingConfig(_Model):
         description="Blend the learned CLV and transaction models with BG/NBD + Gamma-Gamma and "
         "the naive rates (non-negative weights fitted on the out-of-time window).",
     )
+    seasonal: bool = Field(
+        False,
+        description="Scale the served CLV and count totals by how the same two windows changed a "
+        "year earlier (only where the history reaches back a year plus the window, and the window "
+        "is shorter than a year).",
+    )
     tolerance: float = Field(
         0.02,
         ge=0,

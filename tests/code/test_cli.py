@@ -47,7 +47,7 @@ def test_train_simulates_when_data_is_absent(make_config, tmp_path):
     """)
     res = invoke("train", "--config", cfg)
     assert res.exit_code == 0, res.output
-    assert "simulated the default customer base" in res.output
+    assert "simulated the btyd customer base" in res.output
     for text in (
         "CHURN on the out-of-time snapshot",
         "BG/NBD P(no purchase)",

@@ -73,7 +73,9 @@ def test_labels_and_metrics_agree_with_protocol_r(loaded):
 
     P.use("R")
     truth = P.holdout_targets()
-    cfg = load_config(REPO / "configs" / "online_retail.yaml", [f"data.transactions.path={ONLINE_RETAIL}"])
+    cfg = load_config(
+        REPO / "configs" / "online_retail.yaml", [f"data.transactions.path={ONLINE_RETAIL}"]
+    )
     fs = build_feature_set(loaded.data, P.CAL_END, cfg.features)
     f = fs.frame[fs.frame["purchase_days"] > 0]
     ids = f.index.astype(np.int64)

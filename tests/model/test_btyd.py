@@ -163,3 +163,18 @@ def test_estimator_contract():
         fitted_model = model.fit(sim)
     again = pickle.loads(pickle.dumps(fitted_model))
     assert again.params_ == fitted_model.params_
+
+
+def test_bgnbd_expected_transactions_stay_finite_for_very_frequent_buyers():
+    """x = 2000 over a year used to give 0 (0 · inf in the hypergeometric term)."""
+    import numpy as np
+    import pandas as pd
+
+    from customer_value.modeling.btyd import BetaGeoModel
+
+    m = BetaGeoModel()
+    m.r_, m.alpha_, m.a_, m.b_ = 0.243, 30.9, 0.793, 2.426
+    X = pd.DataFrame({"frequency": [2000.0, 10.0], "recency": [365.0, 300.0], "T": [365.0, 365.0]})
+    v = m.expected_transactions(X, 365).to_numpy()
+    # FHL eq. 10 in its original form, evaluated with mpmath at 60 digits (reference values).
+    np.testing.assert_allclose(v, [1399.0734951273750, 5.1628738194118], rtol=1e-9)

@@ -8,7 +8,7 @@ import pytest
 
 from customer_value.config import SnapshotConfig
 from customer_value.features.build import plan_cutoffs
-from customer_value.modeling.blend import BaselineChurn, BaselineOnly, Blend, candidates
+from customer_value.modeling.blend import BaselineOnly, Blend, ChurnBlend, candidates
 from customer_value.pipelines.evaluate import metric, verdicts
 from customer_value.tasks.base import versus_baselines
 
@@ -76,7 +76,7 @@ def test_baseline_only_serves_one_classical_model_scaled_to_the_window_total():
     assert p.sum() == pytest.approx(3000.0)
     ratio = p / X["btyd_expected_spend"].to_numpy()
     assert np.allclose(ratio, ratio[0])  # only the baseline, rescaled
-    q = BaselineChurn(_Fixed()).predict_proba(X)[:, 1]
+    q = ChurnBlend(_Fixed(), learned_weight=0.0).predict_proba(X)[:, 1]
     np.testing.assert_allclose(q, X["bgnbd_p_no_purchase"])
 
 
@@ -84,7 +84,6 @@ def test_baseline_only_serves_one_classical_model_scaled_to_the_window_total():
 def training_set_small(tmp_path_factory):
     """A small simulated base: config, the churn task's data and a fitted churn model."""
     from conftest import TRAIN_CONFIG, training_set
-
     from customer_value.config import load_config
     from customer_value.modeling.gbm import ChurnModel
     from customer_value.pipelines.data import ensure_data, load_data
@@ -149,7 +148,7 @@ def test_churn_task_serves_bgnbd_when_ours_loses(training_set_small):
     ]
     rows = [dict(r, model="xgboost churn") if r["model"] == "ours" else r for r in rows]
     served = ChurnTask().serve(model, data, config, Assessment(rows, {}, None, {BGNBD: None}))
-    assert isinstance(served.model, BaselineChurn)
+    assert isinstance(served.model, ChurnBlend) and served.model.learned_weight == 0.0
     assert "serving BG/NBD" in served.decision
     q = served.model.predict_proba(data.oot)[:, 1]
     np.testing.assert_allclose(q, data.oot["bgnbd_p_no_purchase"].fillna(0.5).clip(0, 1))
@@ -159,7 +158,13 @@ def test_churn_task_serves_bgnbd_when_ours_loses(training_set_small):
         for r in rows
     ]
     served = ChurnTask().serve(model, data, config, Assessment(good, {}, None, {BGNBD: None}))
-    assert not isinstance(served.model, BaselineChurn) and "refitted" in served.decision
+    assert served.model.learned_weight == 0.5 and "refitted" in served.decision
+    # The refit learned the latest windows (a different model from the one judged), and the
+    # served probability is the equal average of it and BG/NBD's.
+    assert served.model.model is not model
+    q = served.model.predict_proba(data.oot)[:, 1]
+    learned = served.model.model.predict_proba(data.oot[model.features_])[:, 1]
+    np.testing.assert_allclose(q, 0.5 * learned + 0.5 * data.oot["bgnbd_p_no_purchase"])
 
 
 def test_serving_cutoffs_are_the_latest_labelled_windows():
@@ -195,3 +200,92 @@ def test_evaluate_metrics_and_verdicts_on_hand_made_numbers():
     assert v.loc["brier", "verdict"] == "win"
     assert v.loc["aggregate_error", "verdict"] == "loss"
     assert v.loc["aggregate_error", "best_classical"] == "naive total rate"
+
+
+def test_seasonal_index_compares_the_same_two_windows_a_year_earlier():
+    from customer_value.features.build import seasonal_index
+
+    days = pd.date_range("2022-01-01", "2023-12-31", freq="D")
+    # 10 a day, 25 a day from October to December: a Q4 season.
+    daily = pd.Series(np.where(days.month >= 10, 25.0, 10.0), index=days)
+    # Served window (2023-09-30, 2023-12-30]: a year earlier the 91 days after 2022-09-30 held
+    # 25 a day (Q4) against 10 a day in the 91 days before it.
+    assert seasonal_index(daily, "2023-09-30", 91) == pytest.approx(2.5)
+    # Same season on both sides: no change.
+    assert seasonal_index(daily, "2023-06-30", 30) == pytest.approx(1.0)
+    # A whole-year window has no season; too little history gives none either.
+    assert seasonal_index(daily, "2023-09-30", 365) is None
+    assert seasonal_index(daily, "2022-12-01", 91) is None
+    assert seasonal_index(None, "2023-09-30", 91) is None
+
+
+class _Miscalibrated:
+    """A fitted churn model whose probabilities are pushed to the extremes (ranking kept)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.features_ = model.features_
+        self.params, self.best_iteration_, self.monotone = (
+            model.params,
+            model.best_iteration_,
+            model.monotone,
+        )
+
+    def predict_proba(self, X):
+        q = self.model.predict_proba(X)[:, 1]
+        q = np.where(q > np.median(q), 0.999, 0.001)
+        return np.column_stack([1 - q, q])
+
+
+def test_a_deliberately_miscalibrated_churn_model_is_refused(training_set_small):
+    from customer_value.tasks.churn import ChurnTask
+
+    config, data, model = training_set_small
+    config = config.model_copy(deep=True)
+    config.serving.blend = False  # judged alone, as it would be served
+    task = ChurnTask()
+    bad = _Miscalibrated(model)
+    a = task.assess(bad, data, config)
+    served = task.serve(bad, data, config, a)
+    assert isinstance(served.model, ChurnBlend) and served.model.learned_weight == 0.0
+    assert "brier" in served.decision
+    # The honest model (same ranking, real probabilities) averaged with BG/NBD is served.
+    config.serving.blend = True
+    ok = task.serve(model, data, config, task.assess(model, data, config))
+    assert "serving the learned model" in ok.decision and ok.model.learned_weight == 0.5
+
+
+def test_a_clv_model_with_wrong_totals_is_refused(training_set_small):
+    from customer_value.modeling.blend import SpendAndCounts
+    from customer_value.tasks.clv import CLVTask
+
+    config, data, _ = training_set_small
+    config = config.model_copy(deep=True)
+    config.serving.blend = False
+    clv = data_clv(config)
+    task = CLVTask()
+
+    class Inflated(_Fixed):
+        features_ = ["btyd_expected_spend"]
+
+        def predict(self, X):  # BG/NBD + GG's ranking, five times its total
+            return 5 * np.nan_to_num(X["btyd_expected_spend"].to_numpy(float))
+
+    bad = SpendAndCounts(Inflated(), None)
+    served = task.serve(bad, clv, config, task.assess(bad, clv, config))
+    assert isinstance(served.model.spend, BaselineOnly)
+    assert "aggregate_error" in served.decision
+    # Served totals are the latest window's (the baseline is scaled to it).
+    y = clv.oot[clv.target].clip(lower=0)
+    assert served.model.predict(clv.oot).sum() == pytest.approx(y.sum(), rel=1e-6)
+
+
+def data_clv(config):
+    """The CLV task's data on the same small base (its own label window)."""
+    from conftest import training_set
+    from customer_value.pipelines.data import load_data
+    from customer_value.pipelines.train import task_data
+
+    tables = load_data(config).data
+    ts = training_set(tables, tables.transactions["timestamp"].max(), config)
+    return task_data(config, ts).data["clv"]

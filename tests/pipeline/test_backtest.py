@@ -56,3 +56,33 @@ def test_backtest_on_the_simulated_base(trained_store):
     assert after == before  # backtest models never enter the registry
     with pytest.raises(UserError, match="leave less than the 180-day window"):
         run_backtest(cfg, ["2024-03-01"], horizon_days=180, n_boot=0, say=lambda _m: None)
+
+
+def test_evaluate_on_the_simulated_base_with_verdicts(trained_store):
+    """The protocol-style holdout: the served chain vs BG/NBD, MBG/NBD and naive rates."""
+    from customer_value.pipelines.evaluate import OURS, run_evaluate
+
+    cfg, _, _ = trained_store
+    res = run_evaluate(cfg, ["2023-06-30"], 180, n_boot=20, say=lambda _m: None)
+    t = res.table
+    assert {
+        OURS,
+        "BG/NBD + Gamma-Gamma",
+        "MBG/NBD + Gamma-Gamma",
+        "naive total rate",
+        "naive repeat rate",
+    } <= set(t["model"])
+    v = res.verdicts.set_index("metric")
+    assert set(v.index) >= {"normalized_gini", "roc_auc", "brier", "aggregate_error", "transactions_mae"}
+    assert v.loc["roc_auc", "ci_low"] <= v.loc["roc_auc", "ours"] <= v.loc["roc_auc", "ci_high"]
+    assert bool(v.loc["normalized_gini", "headline"]) and not bool(v.loc["transactions_mae", "headline"])
+    # The verdict is the comparison it names.
+    g = v.loc["normalized_gini"]
+    assert (g["verdict"] == "win") == (g["ours"] > g["classical"])
+    # Every customer with a purchase day by the calibration end is scored, once per model.
+    per_model = t[t["metric"] == "brier"].groupby("model").size()
+    assert (per_model == 1).all()
+    with pytest.raises(UserError, match="leave less than the 180-day holdout"):
+        run_evaluate(cfg, ["2024-03-01"], 180, n_boot=0, say=lambda _m: None)
+    with pytest.raises(UserError, match="not all dates"):
+        run_evaluate(cfg, ["yesterday-ish"], 180, n_boot=0, say=lambda _m: None)

@@ -426,7 +426,11 @@ def build_training_set_spark(
     def labels_at(index, cutoff, days):
         return labels_spark(tx, index, cutoff, days, days, has_cost)
 
-    result = stack_snapshots(plans, features_at, labels_at, vocab, labels)
+    daily = (
+        tx.groupBy(F.to_date("timestamp").alias("day")).agg(F.sum("amount").alias("amount")).toPandas()
+    )
+    daily = daily.set_index(pd.to_datetime(daily["day"]))["amount"].sort_index()
+    result = stack_snapshots(plans, features_at, labels_at, vocab, labels, daily, as_of)
     tx.unpersist()
     return result
 

@@ -37,6 +37,8 @@ __all__ = [
     "LabelWindow",
     "stack_snapshots",
     "projection_ratio",
+    "daily_revenue",
+    "seasonal_index",
     "LABEL_COLUMNS",
 ]
 
@@ -154,6 +156,7 @@ class CutoffPlan:
     wanted_days: int
     notes: list[str] = field(default_factory=list)
     serve_cutoffs: list[pd.Timestamp] = field(default_factory=list)
+    season: float | None = None  # seasonal_index of the window after as_of (None: no such history)
 
     @property
     def projected(self) -> bool:
@@ -331,7 +334,8 @@ def build_training_set(
     def labels_at(index, cutoff, days):
         return build_labels(tables.transactions, index, cutoff, days, days)
 
-    return stack_snapshots(plans, features_at, labels_at, vocab, labels)
+    daily = daily_revenue(tables.transactions)
+    return stack_snapshots(plans, features_at, labels_at, vocab, labels, daily, as_of)
 
 
 def plan_tasks(
@@ -348,21 +352,57 @@ def plan_tasks(
     return plans
 
 
+def daily_revenue(transactions: pd.DataFrame) -> pd.Series:
+    """Net revenue per calendar day of the whole log (the seasonality signal)."""
+    day = transactions["timestamp"].dt.normalize()
+    return transactions["amount"].groupby(day).sum().sort_index()
+
+
+def seasonal_index(daily: pd.Series | None, as_of, label_days: int) -> float | None:
+    """How the season changed, a year ago, from the latest labelled window to the next one.
+
+    ``revenue(as_of − 365 + (0, L]) / revenue(as_of − 365 − L + (0, L])``: the latest labelled
+    window is ``(as_of − L, as_of]``, the window served is ``(as_of, as_of + L]``, and the same two
+    windows a year earlier show how much the season lifts (or lowers) the second against the
+    first. None when the history does not reach back ``365 + L`` days, when ``L`` is a year or more
+    (a whole year has no season), or without revenue.
+    """
+    if daily is None or daily.empty or label_days >= 365:
+        return None
+    as_of = pd.Timestamp(as_of).normalize()
+    year_ago = as_of - pd.Timedelta(days=365)
+    start = year_ago - pd.Timedelta(days=label_days)
+    if daily.index.min() > start + pd.Timedelta(days=1):
+        return None
+    before = daily[(daily.index > start) & (daily.index <= year_ago)].sum()
+    after = daily[
+        (daily.index > year_ago) & (daily.index <= year_ago + pd.Timedelta(days=label_days))
+    ].sum()
+    if before <= 0 or after <= 0:
+        return None
+    return float(after / before)
+
+
 def stack_snapshots(
     plans: dict[str, CutoffPlan],
     features_at,
     labels_at,
     vocab: Vocabulary,
     labels: Mapping[str, LabelWindow],
+    daily: pd.Series | None = None,
+    as_of=None,
 ) -> TrainingSet:
     """Stack features and labels at every planned cutoff (shared by the pandas and Spark engines).
 
     ``features_at(cutoff) -> (frame indexed by customer_id, BTYDModels)`` is called once per
-    cutoff; ``labels_at(index, cutoff, window_days)`` returns every label column.
+    cutoff; ``labels_at(index, cutoff, window_days)`` returns every label column. ``daily`` (net
+    revenue per day up to ``as_of``) gives each plan its :func:`seasonal_index`.
     """
     cache: dict = {}
     sets = {}
     for task, plan in plans.items():
+        if as_of is not None:
+            plan.season = seasonal_index(daily, as_of, plan.label_days)
         frames = []
         extra = [c for c in plan.serve_cutoffs if c not in {*plan.train_cutoffs, plan.oot_cutoff}]
         for cutoff in [*plan.train_cutoffs, *extra, plan.oot_cutoff]:

@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 __all__ = [
     "Blend",
     "BaselineOnly",
-    "BaselineChurn",
+    "ChurnBlend",
     "SpendAndCounts",
     "CANDIDATES",
     "candidate_inputs",
@@ -181,20 +181,28 @@ class BaselineOnly(Blend):
         return out
 
 
-class BaselineChurn(ClassifierMixin, BaseEstimator):
-    """BG/NBD's P(no purchase in the churn window), served when the learned churn model loses.
+class ChurnBlend(ClassifierMixin, BaseEstimator):
+    """The learned churn probability averaged with BG/NBD's: ``w · model + (1 − w) · BG/NBD``.
+
+    Equal weights (``learned_weight=0.5``) are the forecast-combination default: on the Online
+    Retail backtests the equal average beat both parts on ROC AUC, PR AUC and Brier at every
+    cutoff, where weights fitted on one window did not. ``learned_weight=0`` serves BG/NBD alone
+    (when the learned model loses at the gate).
 
     Parameters
     ----------
     model : fitted churn model
-        Kept for SHAP explanations of risk; its probabilities are not served.
+        ``predict_proba``, ``features_``; its SHAP contributions explain the learned part.
     column : str
         The feature column with the classical probability.
+    learned_weight : float
+        Weight of the learned probability.
     """
 
-    def __init__(self, model=None, column: str = "bgnbd_p_no_purchase"):
+    def __init__(self, model=None, column: str = "bgnbd_p_no_purchase", learned_weight: float = 0.5):
         self.model = model
         self.column = column
+        self.learned_weight = learned_weight
 
     @property
     def features_(self) -> list[str]:
@@ -204,7 +212,17 @@ class BaselineChurn(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Columns: P(stays), P(churns)."""
-        q = np.clip(np.nan_to_num(X[self.column].to_numpy(dtype=float), nan=0.5), 0, 1)
+        classical = X[self.column].to_numpy(dtype=float)
+        q = classical
+        if self.learned_weight > 0:
+            learned = self.model.predict_proba(X[self.model.features_])[:, 1]
+            # Where BG/NBD is undefined (no fit), the learned probability stands alone.
+            q = np.where(
+                np.isnan(classical),
+                learned,
+                self.learned_weight * learned + (1 - self.learned_weight) * classical,
+            )
+        q = np.clip(np.nan_to_num(q, nan=0.5), 0, 1)
         return np.column_stack([1 - q, q])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -212,7 +230,7 @@ class BaselineChurn(ClassifierMixin, BaseEstimator):
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
     def contributions(self, X: pd.DataFrame, approx: bool = False) -> pd.DataFrame:
-        """SHAP contributions of the learned model (the served probability is BG/NBD's)."""
+        """SHAP contributions of the learned model."""
         return self.model.contributions(X, approx=approx)
 
     @property

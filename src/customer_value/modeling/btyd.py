@@ -429,8 +429,12 @@ class BetaGeoModel(BaseEstimator):
         t = float(t)
         z = t / (alpha + T + t)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            decay = ((alpha + T) / (alpha + T + t)) ** (r + x)
-            term = 1 - decay * hyp2f1(r + x, b + x, a + b + x - 1, z)
+            # decay · 2F1(r+x, b+x; a+b+x−1; z) with decay = (1 − z)^(r+x), in Euler's transformed
+            # form (1 − z)^(a−1) · 2F1(a−1, a+b−r−1; a+b+x−1; z): the original is 0 · inf = nan
+            # for frequent buyers over long windows (x = 2000 over a year gave 0 purchases).
+            log_decay = np.log(alpha + T) - np.log(alpha + T + t)
+            decay_term = np.exp((a - 1) * log_decay) * hyp2f1(a - 1, a + b - r - 1, a + b + x - 1, z)
+            term = 1 - decay_term
             num = (a + b + x - 1) / (a - 1) * term
             log_ratio = np.where(
                 x > 0,

@@ -72,8 +72,25 @@ def metric(name: str, y, p) -> float:
     return evaluate.normalized_gini(y, p)
 
 
-def classical_predictions(features: pd.DataFrame, btyd, days: int) -> dict[str, dict[str, np.ndarray]]:
-    """Model name -> prediction column -> values: BG/NBD, MBG/NBD (+ Gamma-Gamma), naive rates."""
+def classical_predictions(
+    features: pd.DataFrame, btyd, days: int, margin: bool = False
+) -> dict[str, dict[str, np.ndarray]]:
+    """Model name -> prediction column -> values: BG/NBD, MBG/NBD (+ Gamma-Gamma), naive rates.
+
+    With ``margin`` the spend predictions are converted with each customer's margin rate, as the
+    CLV baselines of training are (METRICS.md), so they compare with a margin CLV.
+    """
+    out = _classical(features, btyd, days)
+    if margin and "margin_rate" in features:
+        mr = features["margin_rate"]
+        rate = mr.fillna(mr.median()).clip(lower=0).to_numpy()
+        for preds in out.values():
+            if "predicted_clv" in preds:
+                preds["predicted_clv"] = preds["predicted_clv"] * rate
+    return out
+
+
+def _classical(features: pd.DataFrame, btyd, days: int) -> dict[str, dict[str, np.ndarray]]:
     tenure = np.maximum(features["tenure_days"].to_numpy(dtype=float), 1.0)
     freq = features["frequency"].to_numpy(dtype=float)
     repeat = features["monetary_repeat_mean"].fillna(0).to_numpy(dtype=float) * freq
@@ -116,12 +133,20 @@ def classical_predictions(features: pd.DataFrame, btyd, days: int) -> dict[str, 
 
 
 def score_holdout(
-    predictions: dict[str, dict[str, np.ndarray]], labels: pd.DataFrame, n_boot: int, seed: int
+    predictions: dict[str, dict[str, np.ndarray]],
+    labels: pd.DataFrame,
+    n_boot: int,
+    seed: int,
+    spend_label: str = "future_revenue",
 ) -> pd.DataFrame:
-    """Every model's headline metrics (ours with a bootstrap interval) on the holdout labels."""
+    """Every model's headline metrics (ours with a bootstrap interval) on the holdout labels.
+
+    ``spend_label`` is what ``predicted_clv`` means: revenue, or margin where the log has costs.
+    """
     rows = []
     for model, preds in predictions.items():
         for name, column, label in HEADLINE:
+            label = spend_label if label == "future_revenue" else label
             if column not in preds or label not in labels:
                 continue
             y = labels[label].clip(lower=0).to_numpy(dtype=float)
@@ -143,8 +168,19 @@ def score_holdout(
     return pd.DataFrame(rows, columns=["model", "metric", "value", "ci_low", "ci_high"])
 
 
-def verdicts(table: pd.DataFrame) -> pd.DataFrame:
-    """Per cal_end and metric: ours, the best classical model, win or loss."""
+#: Headline metrics (issue 14): spend and churn; transactions instead of spend without amounts.
+SPEND_HEADLINE = ("normalized_gini", "spearman", "top_decile_capture", "aggregate_error")
+CHURN_HEADLINE = ("roc_auc", "pr_auc", "brier")
+COUNT_HEADLINE = ("transactions_mae", "transactions_aggregate_error")
+
+
+def verdicts(table: pd.DataFrame, amounts: bool = True) -> pd.DataFrame:
+    """Per cal_end and metric: ours, the best classical model, win or loss, headline or not.
+
+    With amounts the headline metrics are spend and churn; without (a constant amount), the
+    transaction counts replace spend.
+    """
+    headline = CHURN_HEADLINE + (SPEND_HEADLINE if amounts else COUNT_HEADLINE)
     out = []
     for (cal_end, name), g in table.groupby(["cal_end", "metric"], sort=False):
         mine = g[g["model"] == OURS]
@@ -172,18 +208,30 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
                 "best_classical": best["model"],
                 "classical": float(best["value"]),
                 "verdict": "win" if better else "loss",
+                "headline": name in headline,
             }
         )
     return pd.DataFrame(out)
 
 
-def _check(cal_ends: list[str], holdout_days: int, last: pd.Timestamp) -> list[pd.Timestamp]:
+def _spend_target(chain) -> str:
+    """The label ``predicted_clv`` is trained on (the task that outputs it decides)."""
+    for task in chain.tasks:
+        if any(c.name == "predicted_clv" for c in task.outputs):
+            return chain.spec.tasks[task.name].target or "future_revenue"
+    return "future_revenue"
+
+
+def _parse(cal_ends: list[str]) -> list[pd.Timestamp]:
     try:
-        stamps = sorted(pd.Timestamp(c).normalize() for c in cal_ends)
+        return sorted(pd.Timestamp(c).normalize() for c in cal_ends)
     except (ValueError, TypeError):
         raise UserError(
             f"--cal-end {','.join(cal_ends)!r} are not all dates", hint="use YYYY-MM-DD"
         ) from None
+
+
+def _check(stamps: list[pd.Timestamp], holdout_days: int, last: pd.Timestamp) -> list[pd.Timestamp]:
     late = [c for c in stamps if c + pd.Timedelta(days=holdout_days) > last]
     if late:
         raise UserError(
@@ -206,13 +254,16 @@ def run_evaluate(
     t0 = time.perf_counter()
     if holdout_days < 1:
         raise UserError(f"--holdout-days must be at least 1 (got {holdout_days})")
+    stamps = _parse(cal_ends)  # before anything is read
     config = config.model_copy(deep=True)
     config.features.horizon_days = config.features.churn_window_days = int(holdout_days)
     config.tracking.register_models = False  # measurement only: never enters the registry
     tracking.check_store(config.tracking)
     ensure_data(config)
     tables = load_data(config).data
-    stamps = _check(cal_ends, holdout_days, tables.transactions["timestamp"].max().normalize())
+    stamps = _check(stamps, holdout_days, tables.transactions["timestamp"].max().normalize())
+    # A log without amounts carries a constant one: its "spend" is a count, not a headline.
+    amounts = tables.transactions["amount"].abs().nunique() > 1
     parts = []
     for c in stamps:
         say(f"calibration end {c.date()}: training as `train --as-of {c.date()}` would")
@@ -223,9 +274,11 @@ def run_evaluate(
         labels = build_labels(tables.transactions, f.index, c, holdout_days, holdout_days)
         cols = ("predicted_clv", "churn_probability", "expected_transactions")
         models = {OURS: {k: preds[k].to_numpy(float) for k in cols if k in preds}}
-        models.update(classical_predictions(f, fs.btyd, holdout_days))
-        scored = score_holdout(models, labels, n_boot, config.project.seed)
+        target = _spend_target(res.chain)
+        models.update(classical_predictions(f, fs.btyd, holdout_days, target == "future_margin"))
+        scored = score_holdout(models, labels, n_boot, config.project.seed, target)
+        scored.insert(1, "target", target)
         scored.insert(0, "cal_end", str(c.date()))
         parts.append(scored)
     table = pd.concat(parts, ignore_index=True)
-    return EvaluationResult(table, verdicts(table), time.perf_counter() - t0)
+    return EvaluationResult(table, verdicts(table, amounts), time.perf_counter() - t0)

@@ -134,7 +134,8 @@ def load(config: Config, engine: Engine, wanted, progress: Progress) -> tuple[Lo
     """Simulate when configured and absent, read and validate; fix the training as_of."""
     progress.step("data: simulate if needed, read and validate")
     if ensure_data(config):
-        progress.note(f"simulated the default customer base into {config.data.transactions.path.parent}")
+        kind = config.simulation.kind if config.simulation is not None else "btyd"
+        progress.note(f"simulated the {kind} customer base into {config.data.transactions.path.parent}")
     loaded = engine.load(config)
     as_of = (wanted if wanted is not None else loaded.last).normalize()
     _check_as_of_in_data(as_of, loaded.facts["summary"]["first_date"], loaded.last)

@@ -10,16 +10,15 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
 
 from customer_value import plots
 from customer_value.config import Config
 from customer_value.errors import UserError
 from customer_value.features.btyd import BTYDModels
 from customer_value.modeling import evaluate
-from customer_value.modeling.blend import BaselineChurn
+from customer_value.modeling.blend import ChurnBlend
 from customer_value.modeling.gbm import CHURN_MONOTONE, ChurnModel
-from customer_value.modeling.tuning import split_by_customer, tune
+from customer_value.modeling.tuning import tune
 from customer_value.schema import Column
 from customer_value.tasks.base import (
     Assessment,
@@ -55,19 +54,6 @@ def churn_baselines(oot: pd.DataFrame, models: BTYDModels, window_days: int) -> 
     out = {"recency (days since last purchase)": oot["days_since_last_purchase"].to_numpy(float)}
     if models.bgnbd is not None:
         out[BGNBD] = models.bgnbd.p_no_purchase(btyd_inputs(oot), window_days).to_numpy()
-    return out
-
-
-def recalibrated(q: np.ndarray, y: np.ndarray, customers: pd.Index, seed: int) -> np.ndarray:
-    """Platt-recalibrated probabilities, each half of the customers fitted on the other half."""
-    half = np.asarray(split_by_customer(pd.Series(customers, index=customers), 0.5, seed), dtype=bool)
-    z = np.log(np.clip(q, 1e-6, 1 - 1e-6) / np.clip(1 - q, 1e-6, 1))[:, None]
-    out = q.copy()
-    for part in (half, ~half):
-        if len(np.unique(y[~part])) < 2 or not part.any():
-            continue
-        platt = LogisticRegression().fit(z[~part], y[~part].astype(int))
-        out[part] = platt.predict_proba(z[part])[:, 1]
     return out
 
 
@@ -179,10 +165,9 @@ class ChurnTask(Task):
         oot = data.oot
         y = oot["churned"].to_numpy(dtype=float)
         ours = model.predict_proba(oot[model.features_])[:, 1]
-        if config.serving.refit:
-            # The served refit has the latest window's churn rate; the older model judged here is
-            # recalibrated on that window too (cross-fitted, so the metrics stay out-of-sample).
-            ours = recalibrated(ours, y, oot.index, config.project.seed)
+        classical = churn_baselines(oot, data.btyd_oot, data.plan.label_days).get(BGNBD)
+        if config.serving.blend and classical is not None:
+            ours = 0.5 * ours + 0.5 * classical  # what is served (ChurnBlend), judged here
         headline = evaluate.churn_metrics(y, ours)
         rows = metric_rows(self.model_label, self.name, headline)
         scores = {self.model_label: ours}
@@ -195,12 +180,13 @@ class ChurnTask(Task):
         return Assessment(rows, headline, y, scores)
 
     def serve(self, model, data: TaskData, config: Config, assessment: Assessment) -> Served:
-        """Refit on the latest windows; serve BG/NBD's probability when ours loses to it.
+        """Refit on the latest windows, average with BG/NBD; serve BG/NBD alone when ours loses.
 
         The refit keeps the tuned parameters and round count and is not recalibrated: it is fitted
-        on the latest labelled windows, whose churn rate is the latest one (on the backtests the
-        raw refit had a lower Brier score than the older model calibrated on a split of old
-        snapshots, or recalibrated on the out-of-time window).
+        on the latest labelled windows, whose churn rate is the latest one (on the Online Retail
+        backtests the raw refit had a lower Brier score than the older model calibrated on a
+        split of old snapshots, and Platt scaling fitted with the older model on the out-of-time
+        window made the refit worse).
         """
         served = model
         if config.serving.refit and data.serve is not None and len(data.serve):
@@ -216,12 +202,15 @@ class ChurnTask(Task):
             assessment.rows, self.model_label, self.gate_metrics, config.serving.tolerance
         )
         lost = verdicts[verdicts["verdict"] == "loss"]
-        if lost.empty or BGNBD not in set(verdicts["baseline"]) | set(assessment.scores):
-            return Served(
-                served, "serving the learned model" + (" (refitted)" if served is not model else "")
-            )
+        refitted = " (refitted)" if served is not model else ""
+        if lost.empty or BGNBD not in assessment.scores:
+            if config.serving.blend and BGNBD in assessment.scores:
+                text = f"serving the learned model{refitted} averaged with {BGNBD}"
+                return Served(ChurnBlend(served), text)
+            return Served(served, f"serving the learned model{refitted}")
         losses = ", ".join(f"{r.metric} ({r.ours:.4f} vs {r.best:.4f})" for r in lost.itertuples())
-        return Served(BaselineChurn(served), f"serving {BGNBD}: ours loses on {losses}")
+        text = f"serving {BGNBD}: ours loses on {losses}"
+        return Served(ChurnBlend(served, learned_weight=0.0), text)
 
     def gate_score(self, model, data: TaskData, config: Config) -> float:
         y = data.oot["churned"].to_numpy(dtype=float)

@@ -285,6 +285,13 @@ class CLVTask(Task):
             else:
                 parts[kind] = refit
                 decisions.append(f"{kind}: serving the learned model")
+        season = data.plan.season if data.plan is not None else None
+        if config.serving.seasonal and season is not None:
+            for part in parts.values():
+                if part is not None and hasattr(part, "weights_"):
+                    part.weights_ = part.weights_ * season
+            params["season_index"] = season
+            decisions.append(f"totals scaled by {season:.3f}, the season's change a year earlier")
         return Served(
             SpendAndCounts(parts["spend"], parts["transactions"]), "; ".join(decisions), params
         )
@@ -359,6 +366,8 @@ class CLVTask(Task):
 
 def _refit(fitted: CLVModel, data: TaskData, target: str, config: Config) -> CLVModel:
     """The same model refitted on the serving cutoffs, with its tuned parameters and rounds."""
+    if not isinstance(fitted, CLVModel):  # a model this task did not fit: served as it is
+        return fitted
     rows = data.serve if data.serve is not None and len(data.serve) else data.train
     return CLVModel(
         params=fitted.params,
