@@ -258,6 +258,8 @@ def run_evaluate(
     config = config.model_copy(deep=True)
     config.features.horizon_days = config.features.churn_window_days = int(holdout_days)
     config.tracking.register_models = False  # measurement only: never enters the registry
+    # Its runs live in their own experiment, so they never become a project's "latest run".
+    config.tracking.experiment = f"{config.tracking.experiment or config.project.name}-evaluate"
     tracking.check_store(config.tracking)
     ensure_data(config)
     tables = load_data(config).data

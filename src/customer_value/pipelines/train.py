@@ -287,7 +287,10 @@ def register(
     )
     decisions, moves = {}, []
     if register_models:
-        scores = {k: a.headline[tasks.get(k).primary] for k, a in assessments.items()}
+        # The served models on both sides (the champion is a served model too): like for like.
+        scores = {
+            t.name: t.gate_score(chain.models[t.name], snaps.data[t.name], config) for t in chain.tasks
+        }
         decisions, moves = champion_gate(chain.tasks, versions, scores, snaps.data, config, names)
         if pipeline_version is not None:
             text, move = pipeline_decision(chain.tasks, decisions, pipeline_version, names)
