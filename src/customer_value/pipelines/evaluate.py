@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
 from customer_value import tracking
 from customer_value.config import Config
@@ -68,7 +69,8 @@ def metric(name: str, y, p) -> float:
     if name == "top_decile_capture":
         return evaluate.top_decile_capture(y, p)[0]
     if name == "spearman":
-        return evaluate.clv_metrics(y, p)["spearman"]
+        # Just the rank correlation (clv_metrics would also build deciles and gains per sample).
+        return float(spearmanr(y, p).statistic) if np.ptp(p) > 0 and np.ptp(y) > 0 else float("nan")
     return evaluate.normalized_gini(y, p)
 
 
