@@ -34,16 +34,81 @@ SetOpt = Annotated[
 ]
 
 
+_INTERRUPTED: list[int] = []  # signal numbers received, so any exception they caused reads as such
+
+
+def _on_signal(signum, frame):  # noqa: ARG001 - the signal module's handler signature
+    """Remember the signal, then interrupt the main thread like Ctrl-C does."""
+    _INTERRUPTED.append(signum)
+    raise KeyboardInterrupt
+
+
+def _install_signal_handlers() -> None:
+    """Ctrl-C and ``kill`` (SIGTERM) both end in one clear line and exit 128 + signal number.
+
+    The handler records the signal before raising: libraries that catch the KeyboardInterrupt
+    and re-raise something else (xgboost raises ``XGBoostError`` from its C++ callback, Optuna
+    wraps failed trials) are still reported as an interrupt, not as their own traceback.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _on_signal)
+
+
 def _user_errors(func):
-    """Print :class:`UserError` as ``error: ...`` and exit 2, without a traceback."""
+    """Print :class:`UserError` as ``error: ...`` and exit 2, without a traceback.
+
+    Also the two other ways a command can end early: an interrupt (Ctrl-C or SIGTERM, whatever
+    exception the library that was running turned it into) prints one line and exits 130 (143 for
+    SIGTERM); an unexpected exception is a bug and prints one ``error:`` line naming it, exit 1,
+    with the traceback only when ``CUSTOMER_VALUE_DEBUG=1``. Every message is redacted, so a
+    password in a URL the user typed is never echoed back.
+    """
+    import os
+    import signal
+
+    from customer_value.redaction import redact
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        _INTERRUPTED.clear()
+        _install_signal_handlers()
         try:
             return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
         except UserError as exc:
-            typer.echo(f"error: {exc.render()}", err=True)
+            if _INTERRUPTED:
+                _interrupted()
+            typer.echo(f"error: {redact(exc.render())}", err=True)
             raise typer.Exit(code=2) from None
+        except BaseException as exc:  # noqa: BLE001 - the CLI's last line of defence
+            if _INTERRUPTED or isinstance(exc, KeyboardInterrupt):
+                _interrupted()
+            if os.environ.get("CUSTOMER_VALUE_DEBUG") == "1":
+                raise
+            first = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+            typer.echo(
+                f"error: internal error ({type(exc).__name__}{': ' + first[:300] if first else ''})"
+                "\n  hint: this is a bug in customer-value, not in your input; run again with "
+                "CUSTOMER_VALUE_DEBUG=1 to see the traceback and report it",
+                err=True,
+            )
+            raise typer.Exit(code=1) from None
+
+    def _interrupted():
+        signum = _INTERRUPTED[-1] if _INTERRUPTED else signal.SIGINT
+        name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+        typer.echo(
+            f"error: interrupted ({name}); stopped before finishing (outputs are written "
+            "atomically, so none is half-written)",
+            err=True,
+        )
+        raise typer.Exit(code=128 + int(signum)) from None
 
     return wrapper
 
@@ -433,20 +498,22 @@ def ui(
     host = host or cfg.tracking.ui_host
     port = port or cfg.tracking.ui_port
     typer.echo(f"MLflow UI on http://{host}:{port} for {redact(uri)} (Ctrl-C to stop)")
+    # The store URI travels in the child's environment, never on its command line: argv is
+    # readable by every local user (``ps``), the environment only by the same user.
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri}
+    env.pop("MLFLOW_REGISTRY_STORE_URI", None)  # the registry follows the backend store
     cmd = [
         sys.executable,
         "-m",
         "mlflow",
         "ui",
-        "--backend-store-uri",
-        uri,
         "--host",
         host,
         "--port",
         str(port),
     ]
     try:
-        raise typer.Exit(subprocess.call(cmd, env={**os.environ}))
+        raise typer.Exit(subprocess.call(cmd, env=env))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
 

@@ -13,7 +13,6 @@ import functools
 import io as _io
 import json
 import logging
-import re
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -75,12 +74,11 @@ def model_names(prefix: str = "customer-value") -> dict[str, str]:
     return {kind: f"{prefix}-{kind}" for kind in model_kinds()}
 
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@")
-
-
 def redact(text: str) -> str:
-    """Hide the password of any ``scheme://user:password@host`` URL in ``text``."""
-    return _CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{m.group('user')}:***@", str(text))
+    """Hide every password or token of a URL in ``text`` (see :mod:`customer_value.redaction`)."""
+    from customer_value.redaction import redact as _redact
+
+    return _redact(text)
 
 
 @contextlib.contextmanager

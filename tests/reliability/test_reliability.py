@@ -17,6 +17,7 @@ import os
 import queue
 import random
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -727,3 +728,34 @@ def test_models_are_loaded_only_by_registry_or_run_uri():
     # The Spark path passes a URI: the registered chain of the configured prefix, by alias.
     spark_src = (REPO / "src" / "customer_value" / "engines" / "spark.py").read_text()
     assert 'uri = f"models:/{' in spark_src
+
+
+@pytest.mark.parametrize(
+    ("step", "sig"),
+    [(1, signal.SIGINT), (3, signal.SIGINT), (7, signal.SIGINT), (3, signal.SIGTERM)],
+)
+def test_interrupt_is_one_line_and_exit_128_plus_signal(tiny, tmp_path, step, sig):
+    """Ctrl-C (to the whole process group, as a terminal sends it) or SIGTERM at a step.
+
+    Whatever library is running when it lands (pandas, Optuna and xgboost in tuning, the refits),
+    the user sees one ``error: interrupted`` line, no traceback, and exit 130 (143 for SIGTERM).
+    """
+    root, train, _ = tiny
+    work = tmp_path / "w"
+    shutil.copytree(root, work)
+    child = _Child(work, "train", "--config", "config.yaml")
+    total = len(train.steps) - 1
+    try:
+        while True:
+            _, line = child.next(timeout=600)
+            assert line is not None, f"train ended before step {step}:\n{child.text}"
+            if line.lstrip().startswith(f"[{step}/{total}]"):
+                break
+        os.killpg(child.proc.pid, sig)
+        rc = child.finish(timeout=300)
+    finally:
+        child.kill()
+    out = child.text
+    assert rc == 128 + int(sig), f"exit {rc}:\n{out}"
+    assert "Traceback" not in out and "XGBoostError" not in out, out
+    assert out.count("error: ") == 1 and "error: interrupted" in out, out

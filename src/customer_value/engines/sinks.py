@@ -24,6 +24,7 @@ import pandas as pd
 from customer_value import io
 from customer_value.errors import UserError
 from customer_value.processes import pid_alive
+from customer_value.redaction import redact_url, scrub
 from customer_value.schema import CheckPlan, FrameStats, PredictionSchema
 
 __all__ = [
@@ -113,28 +114,13 @@ Sink = FileSink | SqlSink | TableSink
 
 
 def _redact_url(url: str) -> str:
-    """``url`` with its password hidden; text that is not a URL comes back unchanged."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError, TypeError):
-        # Unparseable, so no password can be located by SQLAlchemy; still hide "user:pw@".
-        return re.sub(r"(//[^/:@]*):[^/@]*@", r"\1:***@", str(url))
+    """``url`` with its password hidden (the project's one redactor)."""
+    return redact_url(url)
 
 
-def _scrub(text: str, url: str) -> str:
-    """``text`` (e.g. a driver's error) with the URL's password replaced by ``***``."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        password = make_url(url).password
-    except (ArgumentError, ValueError, TypeError):  # no URL, so no password SQLAlchemy can find
-        password = None
-    text = str(text).replace(url, _redact_url(url))
-    return text.replace(str(password), "***") if password else text
+def _scrub(text: object, url: str) -> str:
+    """``text`` (e.g. a driver's error) with the URL's secrets replaced by ``***``."""
+    return scrub(text, url)
 
 
 # --------------------------------------------------------------------------------------------------
