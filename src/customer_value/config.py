@@ -79,6 +79,19 @@ class SourceConfig(_Model):
     )
     cancellation: CancellationRule | None = None
 
+    @field_validator("derive")
+    @classmethod
+    def _derive_is_arithmetic(cls, value: dict[str, str]) -> dict[str, str]:
+        # Checked when the config loads, so a bad expression fails before any data is read.
+        from customer_value.expressions import ALLOWED, ExpressionError, parse
+
+        for name, expr in value.items():
+            try:
+                parse(expr)
+            except ExpressionError as exc:
+                raise ValueError(f"'{name}': {exc}; use {ALLOWED}") from None
+        return value
+
     @model_validator(mode="after")
     def _names_need_headerless(self) -> SourceConfig:
         if self.names is not None and self.header:
@@ -432,7 +445,7 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     if not parts:
         raise ConfigError(f"override '{item}' has an empty key", where="--set")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     if isinstance(value, str) and _is_path_key(parts[-1]):
@@ -519,6 +532,109 @@ def _format_validation_error(err: ValidationError, origin: str) -> ConfigError:
     )
 
 
+MAX_CONFIG_BYTES = 1_000_000  # a config is a page of settings; anything larger is a mistake
+MAX_YAML_NODES = 100_000  # after expanding aliases: bounds "billion laughs" before objects exist
+
+
+class _ConfigYamlError(yaml.YAMLError):
+    """A YAML document that parses but must not be used (duplicate key, alias bomb)."""
+
+    def __init__(self, problem: str, mark=None):
+        super().__init__(problem)
+        self.problem = problem
+        self.problem_mark = mark
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses duplicate keys.
+
+    YAML says a repeated key is an error; PyYAML keeps the last one silently, which drops a whole
+    section when a section header is repeated.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<: *defaults" then overriding a key is normal YAML
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:  # an unhashable key: let PyYAML report it
+                break
+            if first is not key_node.start_mark:
+                raise _ConfigYamlError(
+                    f"duplicate key '{key}' (first at line {first.line + 1}); the first would be "
+                    "silently replaced",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse documents whose aliases expand past :data:`MAX_YAML_NODES` or refer to themselves.
+
+    The size of each distinct node once expanded is computed bottom-up with memoisation, so the
+    check costs one visit per node as written, however large the expansion would be.
+    """
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if done:
+            on_path.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            if size[key] > MAX_YAML_NODES:
+                raise _ConfigYamlError(
+                    f"aliases expand to more than {MAX_YAML_NODES:,} values", node.start_mark
+                )
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise _ConfigYamlError("an alias refers to the node that contains it", node.start_mark)
+        on_path.add(key)
+        stack.append((node, True))
+        stack += [(c, False) for c in children if id(c) not in size]
+
+
+def load_yaml(text: str):
+    """Parse one YAML document safely: no Python objects, no duplicate keys, bounded aliases.
+
+    Parameters
+    ----------
+    text : str
+        The document.
+
+    Returns
+    -------
+    object
+        Plain data (mappings, lists, text, numbers, booleans, None).
+
+    Raises
+    ------
+    yaml.YAMLError
+        Not YAML, a tag that would construct an object, a duplicate key, or aliases that expand
+        past :data:`MAX_YAML_NODES` values or refer to themselves.
+    """
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def _yaml_error(exc: yaml.YAMLError, path: Path) -> ConfigError:
     """A YAML error as 'line L, column C: problem', without PyYAML's '<unicode string>' noise."""
     mark = getattr(exc, "problem_mark", None)
@@ -528,7 +644,9 @@ def _yaml_error(exc: yaml.YAMLError, path: Path) -> ConfigError:
     if context and context_mark is not None:
         # An unclosed quote or bracket is reported where the file ends; say where it began.
         problem += f" ({context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
-    if isinstance(exc, yaml.constructor.ConstructorError):
+    if isinstance(exc, _ConfigYamlError):
+        hint = "write each key once per section; use aliases (*name) only for small shared values"
+    elif isinstance(exc, yaml.constructor.ConstructorError):
         # e.g. !!python/object/apply:os.system: safe_load refuses it and nothing is executed.
         hint = "config files are plain YAML: remove the tag (values are text, numbers, lists, mappings)"
     else:
@@ -563,15 +681,28 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     500
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(
+            "the config path is a folder, not a file",
+            where=str(path),
+            hint="pass --config with a YAML file, e.g. configs/default.yaml",
+        )
     if not path.is_file():
         raise ConfigError(
             "config file not found",
             where=str(path),
             hint="pass --config with a YAML file, e.g. configs/default.yaml",
         )
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"the config file is {size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,}",
+            where=str(path),
+            hint="pass the YAML settings file, not a data file",
+        )
     try:
-        # safe_load: config files never construct Python objects.
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # Config files never construct Python objects, repeat keys or expand unbounded aliases.
+        tree = load_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"not valid YAML: bytes that are not UTF-8 at byte {exc.start}",

@@ -174,30 +174,17 @@ def evaluate_expression(expr: str, frame: pd.DataFrame, *, file: str = "") -> pd
     >>> evaluate_expression("Quantity * UnitPrice", df).tolist()
     [3.0, 6.0]
     """
-    names: dict[str, str] = {}
-
-    def _rewrite(text: str) -> str:
-        out, i = [], 0
-        while i < len(text):
-            if text[i] == "`":
-                j = text.index("`", i + 1)
-                key = f"__col{len(names)}"
-                names[key] = text[i + 1 : j]
-                out.append(key)
-                i = j + 1
-            else:
-                out.append(text[i])
-                i += 1
-        return "".join(out)
+    from customer_value.expressions import ALLOWED, ExpressionError, parse
 
     try:
-        tree = ast.parse(_rewrite(expr), mode="eval")
-    except (SyntaxError, ValueError):
+        parsed = parse(expr)
+    except ExpressionError as exc:
         raise DataValidationError(
-            f"cannot parse derived-column expression {expr!r}",
+            f"cannot use derived-column expression {str(expr)[:80]!r}: {exc}",
             file=file,
-            hint="use column names, numbers, parentheses and + - * / only",
+            hint=f"in the source's 'derive', use {ALLOWED}",
         ) from None
+    tree, names = parsed.tree, parsed.names
 
     def _column(name: str) -> pd.Series:
         col = names.get(name, name)
@@ -228,7 +215,7 @@ def evaluate_expression(expr: str, frame: pd.DataFrame, *, file: str = "") -> pd
             value = _eval(node.operand)
             return -value if isinstance(node.op, ast.USub) else value
         if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-            return float(node.value)
+            return np.float64(node.value)
         if isinstance(node, ast.Name):
             return _column(node.id)
         raise DataValidationError(
@@ -237,9 +224,23 @@ def evaluate_expression(expr: str, frame: pd.DataFrame, *, file: str = "") -> pd
             hint="in the source's 'derive', use column names, numbers, parentheses and + - * / only",
         )
 
-    result = _eval(tree)
+    # float64 arithmetic throughout: 1/0 is inf (checked below), never a ZeroDivisionError.
+    with np.errstate(all="ignore"):
+        result = _eval(tree)
     if not isinstance(result, pd.Series):
-        result = pd.Series(np.full(len(frame), result), index=frame.index)
+        result = pd.Series(np.full(len(frame), result, dtype="float64"), index=frame.index)
+    inputs_ok = pd.Series(True, index=frame.index)
+    for col in parsed.columns():
+        inputs_ok &= pd.to_numeric(frame[col], errors="coerce").notna()
+    bad = ~np.isfinite(result.to_numpy(dtype="float64", na_value=np.nan)) & inputs_ok.to_numpy()
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise DataValidationError(
+            f"expression {expr!r} gives a non-finite value (a division by zero or an overflow) "
+            f"on {len(rows):,} row(s), e.g. data row(s) {', '.join(str(r + 1) for r in rows[:5])}",
+            file=file,
+            hint="guard the divisor (filter those rows out of the file) or change the expression",
+        )
     return result
 
 

@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "customer_value"
 
 #: Lowest first. A module may import only its own layer and the ones before it.
 LAYERS = (
-    ("base", ("errors", "schema", "processes", "config")),
+    ("base", ("errors", "redaction", "expressions", "schema", "processes", "config")),
     ("domain", ("io", "validate", "synthetic", "explain", "plots", "report", "features", "modeling")),
     ("tasks", ("tasks", "chain")),
     ("edges", ("engines", "tracking")),

@@ -115,3 +115,52 @@ def test_headerless_source_needs_names(make_config):
     body = "data:\n  transactions:\n    path: tx.txt\n    format: whitespace\n    header: false\n"
     with pytest.raises(ConfigError, match="needs 'names'"):
         load_config(make_config(body))
+
+
+BOMB = "".join(
+    f"{k}: &{k} [" + ",".join([f"*{p}"] * 10 if p else ['"x"'] * 10) + "]\n"
+    for p, k in zip(["", "a", "b", "c", "d", "e", "f"], "abcdefg", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (BOMB + MINIMAL, "aliases expand to more than 100,000 values"),
+        ("a: &a [*a]\n" + MINIMAL, "an alias refers to the node that contains it"),
+        (
+            MINIMAL + "snapshots: {n_snapshots: 3}\ndata:\n  transactions: {path: b.csv}\n",
+            "duplicate key 'data'",
+        ),
+        (
+            "data:\n  transactions:\n    path: a.csv\n    path: b.csv\n",
+            "duplicate key 'path' (first at line 3)",
+        ),
+        (
+            MINIMAL.replace("path: tx.csv", "path: tx.csv\n    derive: {amount: '1/0'}"),
+            "divides by the constant 0",
+        ),
+    ],
+)
+def test_yaml_is_refused_before_objects_are_built(make_config, text, says):
+    with pytest.raises(ConfigError, match=None) as err:
+        load_config(make_config(text))
+    assert says in str(err.value)
+
+
+def test_aliases_and_merge_keys_within_bounds_still_work(make_config):
+    text = (
+        MINIMAL
+        + "churn: {tuning: &tune {n_trials: 2}}\nclv:\n  tuning:\n    <<: *tune\n    n_trials: 3\n"
+    )
+    cfg = load_config(make_config(text), [])
+    assert cfg.churn.tuning.n_trials == 2 and cfg.clv.tuning.n_trials == 3
+
+
+def test_config_path_that_is_a_folder_or_too_big(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder, not a file"):
+        load_config(tmp_path)
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * 1_100_000 + "\n" + MINIMAL)
+    with pytest.raises(ConfigError, match="a config is at most"):
+        load_config(big)

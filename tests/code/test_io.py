@@ -124,3 +124,40 @@ def test_write_frame_csv_and_bad_extension(tmp_path):
         io.write_frame(pd.DataFrame({"a": [1]}), tmp_path / "x.json")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv"]
     assert np.isclose(pd.read_csv(tmp_path / "x.csv")["a"][0], 1.5)
+
+
+@pytest.mark.parametrize(
+    ("expr", "says"),
+    [
+        ("1/0", "divides by the constant 0"),
+        ("a / -0.0", "divides by the constant 0"),
+        ("9" * 400, "too large"),
+        ("a * 1e300", "out of range"),
+        ("+".join(["a"] * 3000), "characters long"),
+        ("+".join(["a"] * 300), "more than 200 terms"),
+        ("(a+" * 50 + "a" + ")" * 50, "nested more than 40 levels"),
+        ("-" * 45 + "a", "nested more than 40 levels"),
+        ("`a * 2", "not closed"),
+        ("", "empty"),
+    ],
+)
+def test_expressions_are_bounded_before_evaluation(expr, says):
+    from customer_value.expressions import ExpressionError, parse
+
+    with pytest.raises(ExpressionError, match=says):
+        parse(expr)
+    with pytest.raises(DataValidationError, match=says):
+        io.evaluate_expression(expr, pd.DataFrame({"a": ["1"]}))
+
+
+def test_division_by_a_zero_column_names_the_rows():
+    df = pd.DataFrame({"q": ["1", "2", "3", "4"], "p": ["0", "2", "0", "x"]})
+    with pytest.raises(DataValidationError, match="non-numeric"):
+        io.evaluate_expression("q / p", df)  # a text cell is its own error, first
+    df["p"] = ["0", "2", "0", "4"]
+    with pytest.raises(
+        DataValidationError, match=r"non-finite value .* 2 row\(s\), e.g. data row\(s\) 1, 3"
+    ):
+        io.evaluate_expression("q / p", df)
+    df["p"] = ["1", "2", "4", "4"]
+    assert io.evaluate_expression("q / p", df).tolist() == [1.0, 1.0, 0.75, 1.0]
