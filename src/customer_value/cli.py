@@ -119,6 +119,29 @@ def _load(config: Path, overrides: list[str] | None):
     return load_config(config, overrides or [])
 
 
+TABLE_EXTENSIONS = (".parquet", ".pq", ".csv", ".csv.gz")
+
+
+def _check_output(path: Path | None, cfg, option: str, extensions: tuple[str, ...] = TABLE_EXTENSIONS):
+    """An output option, checked before any work: its extension, its folder, not an input."""
+    from customer_value import io
+    from customer_value.pipelines.options import check_output
+
+    if path is None:
+        return
+    if extensions and not str(path).lower().endswith(extensions):
+        raise UserError(
+            "unsupported output extension", where=str(path), hint=f"use {', '.join(extensions)}"
+        )
+    io.check_writable(path, option)
+    check_output(path, cfg, option)
+
+
+def _check_bootstrap(n: int) -> None:
+    if n < 0:
+        raise UserError(f"--bootstrap must be 0 or more (got {n})", hint="e.g. --bootstrap 200")
+
+
 def _format_table(rows: list[dict], columns: list[str], digits: int = 2) -> str:
     widths = {
         c: max(len(c), *(len(_fmt(r.get(c), digits)) for r in rows)) if rows else len(c) for c in columns
@@ -202,9 +225,8 @@ def validate(
     from customer_value.pipelines.data import load_data
 
     cfg = _load(config, set_)
-    if report is not None:
-        # Checked before reading: a report that cannot be written fails now, not after the work.
-        io.check_writable(report, "--report")
+    # Checked before reading: a report that cannot be written fails now, not after the work.
+    _check_output(report, cfg, "--report", extensions=())
     loaded = load_data(cfg)
     _print_validation(loaded)
     if report is not None:
@@ -388,6 +410,8 @@ def backtest(
     dates = [c.strip() for c in cutoffs.split(",") if c.strip()]
     if not dates:
         raise UserError("no cutoffs given", hint="e.g. --cutoffs 2011-06-30,2011-09-09")
+    _check_bootstrap(bootstrap)
+    _check_output(output, cfg, "--output")
     res = run_backtest(cfg, dates, horizon_days, bootstrap, say=typer.echo)
     t = res.table
     if output is not None:
@@ -417,6 +441,8 @@ def evaluate(
     dates = [c.strip() for c in cal_end.split(",") if c.strip()]
     if not dates:
         raise UserError("no calibration end given", hint="e.g. --cal-end 2011-09-09")
+    _check_bootstrap(bootstrap)
+    _check_output(output, cfg, "--output")
     res = run_evaluate(cfg, dates, holdout_days, bootstrap, say=typer.echo)
     if output is not None:
         io.write_frame(res.verdicts, output)

@@ -41,11 +41,30 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
+# One rule for every name that becomes a folder or a registry entry (experiment, project):
+# letters, digits, space, "_", ".", "-"; starts with a letter or digit, so never "..", "/x" or ".x".
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,99}$"
+NAME_HINT = "letters, digits, spaces, '_', '.' and '-' only, starting with a letter or digit"
+
+
+def _safe_name(value: str | None) -> str | None:
+    import re
+
+    if value is not None and (not re.fullmatch(NAME_PATTERN, value) or ".." in value):
+        raise ValueError(
+            f"{value[:60]!r} cannot be used: it names a folder under tracking.artifact_dir; "
+            f"use {NAME_HINT}"
+        )
+    return value
+
+
 class ProjectConfig(_Model):
     """Project-wide settings."""
 
     name: str = Field("customer-value", description="Used as the MLflow experiment name.")
     seed: int = Field(42, description="Seed for every random step (simulation, sampling, tuning).")
+
+    _name_is_safe = field_validator("name")(_safe_name)
 
 
 class CancellationRule(_Model):
@@ -79,6 +98,21 @@ class SourceConfig(_Model):
     )
     cancellation: CancellationRule | None = None
 
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            info = codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"unknown text encoding {value!r}; use e.g. utf-8, utf-8-sig, latin-1 or cp1252"
+            ) from None
+        if not getattr(info, "_is_text_encoding", True):  # e.g. 'rot13', 'base64': not a charset
+            raise ValueError(f"{value!r} is not a text encoding; use e.g. utf-8 or latin-1")
+        return value
+
     @field_validator("derive")
     @classmethod
     def _derive_is_arithmetic(cls, value: dict[str, str]) -> dict[str, str]:
@@ -89,7 +123,8 @@ class SourceConfig(_Model):
             try:
                 parse(expr)
             except ExpressionError as exc:
-                raise ValueError(f"'{name}': {exc}; use {ALLOWED}") from None
+                shown = expr if len(str(expr)) <= 60 else f"{str(expr)[:57]}..."
+                raise ValueError(f"'{name}' = {shown!r}: {exc}; use {ALLOWED}") from None
         return value
 
     @model_validator(mode="after")
@@ -388,6 +423,28 @@ class TrackingConfig(_Model):
         "127.0.0.1", description="Interface `customer-value ui` binds; loopback unless you ask."
     )
     ui_port: int = Field(5000, ge=1, le=65535, description="Port of `customer-value ui`.")
+
+    _experiment_is_safe = field_validator("experiment")(_safe_name)
+
+    @field_validator("db_path", "artifact_dir")
+    @classmethod
+    def _no_url_characters(cls, value: Path) -> Path:
+        # Both paths become URLs (sqlite:///<db_path>, file://<artifact_dir>): "%" is decoded
+        # once more by MLflow when models are loaded back, "?" starts a query, "#" a fragment.
+        bad = sorted({ch for ch in str(value) if ch in "%?#"})
+        if bad:
+            raise ValueError(
+                f"the path {str(value)!r} contains {' '.join(bad)}, which MLflow reads as URL syntax; "
+                "choose a folder name without % ? #"
+            )
+        return value
+
+    @field_validator("uri")
+    @classmethod
+    def _uri_is_a_uri(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("is empty; remove it to use the local SQLite store at tracking.db_path")
+        return value
 
     @property
     def tracking_uri(self) -> str:

@@ -23,11 +23,12 @@ import numpy as np
 import pandas as pd
 
 from customer_value.config import SourceConfig
-from customer_value.errors import DataValidationError
+from customer_value.errors import DataValidationError, UserError
 from customer_value.processes import pid_alive
 
 __all__ = [
     "atomic_path",
+    "check_database_url",
     "check_writable",
     "current_umask",
     "detect_format",
@@ -399,6 +400,124 @@ def check_writable(target: str | Path, option: str = "the output path", folder_o
             file=str(target),
             hint=f"choose another {option}, in a folder you can write to",
         )
+
+
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433, "oracle": 1521}
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_database_url(
+    url: str, what: str, *, create_folder: bool = False, timeout_s: float = 5.0
+) -> None:
+    """Fail before any work when a database URL cannot be written to. Creates nothing.
+
+    Parameters
+    ----------
+    url : str
+        A SQLAlchemy URL (``sqlite:///path.db``, ``postgresql://user:pw@host/db``).
+    what : str
+        How the user configured it (``--output``, ``tracking.uri``), for the hint.
+    create_folder : bool
+        The writer creates a missing SQLite folder itself (the tracking store does; SQLite does not).
+    timeout_s : float
+        Seconds to wait for a TCP connection to a database server.
+
+    Raises
+    ------
+    UserError
+        An unparseable URL, an in-memory SQLite database (it keeps nothing once the command
+        ends), a driver that is not installed, a SQLite path that is a folder, not a SQLite file,
+        or cannot be created, or a server that does not answer. Messages hide the password.
+    """
+    import socket
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from customer_value.redaction import redact_url, scrub
+
+    where = redact_url(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError) as exc:
+        raise UserError(
+            f"not a database URL: {scrub(exc, url)}",
+            where=where,
+            hint=f"fix {what}, e.g. sqlite:///out.db",
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise UserError(
+            "an in-memory SQLite database keeps nothing once the command ends",
+            where=where,
+            hint=f"give {what} a file, e.g. sqlite:///predictions.db (three slashes, then the path)",
+        )
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (NoSuchModuleError, ImportError) as exc:
+        module = getattr(exc, "name", None)
+        raise UserError(
+            f"no database driver for '{parsed.drivername}': {scrub(exc, url)}",
+            where=where,
+            hint=(
+                f"install the Python package that provides '{module}' "
+                if module
+                else f"install the SQLAlchemy driver for {backend} "
+            )
+            + f"in this environment, or point {what} at a SQLite file (sqlite:///file.db)",
+        ) from None
+    if backend == "sqlite":
+        _check_sqlite_file(Path(parsed.database).expanduser(), where, what, create_folder)
+    elif parsed.host and not parsed.host.startswith("/"):
+        port = parsed.port or _DEFAULT_PORTS.get(backend)
+        if port is None:
+            return
+        try:
+            socket.create_connection((parsed.host, port), timeout=timeout_s).close()
+        except OSError as exc:
+            raise UserError(
+                f"cannot reach the database server ({exc.strerror or type(exc).__name__})",
+                where=where,
+                hint=f"start the database or fix the host and port in {what}",
+            ) from None
+
+
+def _check_sqlite_file(database: Path, where: str, what: str, create_folder: bool) -> None:
+    if database.is_dir():
+        raise UserError(
+            "the SQLite database path is a folder", where=where, hint=f"point {what} at a .db file"
+        )
+    if database.is_file():
+        try:
+            with open(database, "rb") as fh:
+                head = fh.read(len(_SQLITE_MAGIC))
+        except OSError as exc:
+            raise UserError(
+                f"cannot read the SQLite database ({exc.strerror})",
+                where=where,
+                hint=f"fix the file's permissions or point {what} elsewhere",
+            ) from None
+        if head and head != _SQLITE_MAGIC:
+            raise UserError(
+                "the file exists and is not a SQLite database (it would be refused, not replaced)",
+                where=where,
+                hint=f"point {what} at a new or existing .db file",
+            )
+        if not os.access(database, os.R_OK | os.W_OK):
+            raise UserError(
+                "no permission to write the SQLite database",
+                where=where,
+                hint=f"fix the file's permissions or point {what} elsewhere",
+            )
+    elif not create_folder and not database.parent.is_dir():
+        raise UserError(
+            f"the folder '{database.parent}' does not exist (SQLite creates the database file, not "
+            "its folder)",
+            where=where,
+            hint="create the folder or choose another path",
+        )
+    # SQLite writes its journal beside the file: the folder itself must be writable.
+    check_writable(database, what)
 
 
 def write_frame(frame: pd.DataFrame, target: str | Path) -> Path:

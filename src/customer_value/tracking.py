@@ -22,6 +22,7 @@ import pandas as pd
 
 from customer_value.config import TrackingConfig
 from customer_value.errors import UserError
+from customer_value.io import check_database_url, check_writable
 from customer_value.processes import pid_alive, process_start
 
 __all__ = [
@@ -107,7 +108,13 @@ def _mlflow():
     return mlflow
 
 
-def check_store(tracking: TrackingConfig, *, must_exist: bool = False, timeout_s: float = 5.0) -> None:
+def check_store(
+    tracking: TrackingConfig,
+    *,
+    must_exist: bool = False,
+    writes_report: bool = False,
+    timeout_s: float = 5.0,
+) -> None:
     """Fail fast, before any work or write, when the tracking store cannot serve this job.
 
     A tracking server that does not answer would otherwise surface only after the data and
@@ -121,6 +128,8 @@ def check_store(tracking: TrackingConfig, *, must_exist: bool = False, timeout_s
     must_exist : bool
         True for jobs that only read the registry (predict): a missing local store is an error
         instead of being created.
+    writes_report : bool
+        The job writes ``tracking.report_path`` (train, backtest, evaluate): it must be writable.
     timeout_s : float
         Seconds to wait for a TCP connection to an ``http(s)`` server.
 
@@ -161,7 +170,16 @@ def check_store(tracking: TrackingConfig, *, must_exist: bool = False, timeout_s
                 hint="start the server (e.g. `mlflow server`), fix tracking.uri in the config, or "
                 "remove tracking.uri to use the local SQLite store at tracking.db_path",
             ) from None
-    elif must_exist and parts.scheme in ("sqlite", "file", ""):
+    elif parts.scheme not in ("sqlite", "file", "") and "databricks" not in parts.scheme:
+        # A database server (postgresql://, mysql+pymysql://): driver installed, server answers.
+        check_database_url(uri, "tracking.uri", timeout_s=timeout_s)
+    if parts.scheme == "sqlite" and not must_exist:
+        check_database_url(uri, _store_option(tracking), create_folder=True)
+    if tracking.uri is None and not must_exist:
+        check_writable(tracking.artifact_dir, "tracking.artifact_dir", folder_ok=True)
+    if writes_report:
+        check_writable(tracking.report_path, "tracking.report_path")
+    if must_exist and parts.scheme in ("sqlite", "file", ""):
         # sqlite:////abs/path.db -> /abs/path.db; file:///abs/mlruns -> /abs/mlruns.
         local = uri[len("sqlite:///") :] if parts.scheme == "sqlite" else parts.path
         if local and local != ":memory:" and not Path(local).exists():
@@ -172,6 +190,10 @@ def check_store(tracking: TrackingConfig, *, must_exist: bool = False, timeout_s
                 hint="run `make train` (or `customer-value train --config ...`) first, or point "
                 "tracking.db_path (or tracking.uri) at the store that holds your models",
             )
+
+
+def _store_option(tracking: TrackingConfig) -> str:
+    return "tracking.uri" if tracking.uri is not None else "tracking.db_path"
 
 
 def setup(config: TrackingConfig, experiment: str, create: bool = True) -> str | None:
@@ -697,10 +719,24 @@ def store_lock(config: TrackingConfig, say=None) -> Iterator[None]:
     if not uri.startswith("sqlite:///") or fcntl is None:
         yield
         return
+    path = Path(uri[len("sqlite:///") :] + ".lock")
+    database = Path(uri[len("sqlite:///") :])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = not database.exists()  # a run refused before the store exists leaves nothing behind
+    try:
+        with _locked(path, fcntl, say):
+            yield
+    except BaseException:
+        if fresh and not database.exists():
+            path.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def _locked(path: Path, fcntl, say) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path``; wait (saying for whom) when another run holds it."""
     import os
 
-    path = Path(uri[len("sqlite:///") :] + ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+", encoding="utf-8") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

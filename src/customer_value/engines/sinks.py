@@ -280,29 +280,7 @@ def check_sink(sink: Sink, engine: str = "pandas") -> None:
 
 
 def _check_sql_target(sink: SqlSink) -> None:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import NoSuchModuleError
-
-    url = make_url(sink.url)
-    try:
-        url.get_dialect().import_dbapi()
-    except (NoSuchModuleError, ImportError) as exc:
-        raise UserError(
-            f"no database driver for '{url.drivername}': {exc}",
-            where=_redact_url(sink.url),
-            hint=f"install the SQLAlchemy driver for {url.get_backend_name()} (e.g. psycopg2-binary "
-            "for postgresql), or write sqlite:///predictions.db",
-        ) from None
-    if url.get_backend_name() == "sqlite":
-        database = Path(url.database)
-        if not database.parent.is_dir():
-            raise UserError(
-                f"the folder '{database.parent}' does not exist (SQLite creates the database "
-                "file, not its folder)",
-                where=_redact_url(sink.url),
-                hint="create the folder or choose another path",
-            )
-        io.check_writable(database, "the SQLite database path")
+    io.check_database_url(sink.url, "--output")
 
 
 # --------------------------------------------------------------------------------------------------

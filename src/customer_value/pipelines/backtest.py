@@ -18,10 +18,10 @@ import pandas as pd
 
 from customer_value import plots, tasks, tracking
 from customer_value.config import Config
-from customer_value.errors import UserError
 from customer_value.features.build import build_feature_set
 from customer_value.features.labels import build_labels
 from customer_value.pipelines.data import ensure_data, load_data
+from customer_value.pipelines.options import check_days, check_windows, parse_dates
 from customer_value.pipelines.train import run_train
 
 __all__ = ["BacktestResult", "run_backtest", "bootstrap_ci"]
@@ -90,24 +90,6 @@ def _oracle(config: Config, index: pd.Index, cutoff, churn_days: int, horizon: i
     }
 
 
-def _check_cutoffs(cutoffs: list[str], last: pd.Timestamp, window: int) -> list[pd.Timestamp]:
-    try:
-        stamps = sorted(pd.Timestamp(c).normalize() for c in cutoffs)
-    except (ValueError, TypeError):
-        raise UserError(
-            f"--cutoffs {','.join(cutoffs)!r} are not all dates", hint="use YYYY-MM-DD,YYYY-MM-DD"
-        ) from None
-    late = [c for c in stamps if c + pd.Timedelta(days=window) > last]
-    if late:
-        raise UserError(
-            f"cutoff(s) {', '.join(str(c.date()) for c in late)} leave less than the {window}-day "
-            f"window before the data ends on {last.date()}",
-            hint=f"use cutoffs on or before {(last - pd.Timedelta(days=window)).date()}, or a "
-            "shorter --horizon-days",
-        )
-    return stamps
-
-
 def score_cutoff(config: Config, tables, c: pd.Timestamp, chain, n_boot: int) -> list[dict]:
     """Every task's model, baselines (and oracle) at one cutoff, scored on the window after it."""
     horizon, churn_days = config.features.horizon_days, config.features.churn_window_days
@@ -147,17 +129,20 @@ def run_backtest(
 ) -> BacktestResult:
     """Train at each cutoff and score the window after it; log one parent run, one per cutoff."""
     t0 = time.perf_counter()
+    # Every option is checked before anything is read or configured.
+    wanted = parse_dates(cutoffs, "--cutoffs")
+    check_days(horizon_days, "--horizon-days")
     config = config.model_copy(deep=True)
     if horizon_days is not None:
         config.features.horizon_days = int(horizon_days)
     # Backtest models are for measurement only: they never enter the registry.
     config.tracking.register_models = False
-    tracking.check_store(config.tracking)  # an unreachable server fails now, not after the data
+    tracking.check_store(config.tracking, writes_report=True)  # fails now, not after the data
     ensure_data(config)
     tables = load_data(config).data
     last = tables.transactions["timestamp"].max().normalize()
     horizon, churn_days = config.features.horizon_days, config.features.churn_window_days
-    stamps = _check_cutoffs(cutoffs, last, max(horizon, churn_days))
+    stamps = check_windows(wanted, max(horizon, churn_days), last, "cutoff(s)", "--horizon-days")
     tracking.setup(config.tracking, config.tracking.experiment or config.project.name)
     rows: list[dict] = []
     with tracking.start_run(

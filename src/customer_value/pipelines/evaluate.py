@@ -20,13 +20,13 @@ from scipy.stats import spearmanr
 
 from customer_value import tracking
 from customer_value.config import Config
-from customer_value.errors import UserError
 from customer_value.features.build import build_feature_set
 from customer_value.features.labels import build_labels
 from customer_value.modeling import evaluate
 from customer_value.modeling.btyd import ModifiedBetaGeoModel
 from customer_value.pipelines.backtest import bootstrap_ci
 from customer_value.pipelines.data import ensure_data, load_data
+from customer_value.pipelines.options import check_days, check_windows, parse_dates
 from customer_value.pipelines.train import run_train
 from customer_value.tasks.base import DIRECTION
 from customer_value.tasks.churn import btyd_inputs
@@ -224,27 +224,6 @@ def _spend_target(chain) -> str:
     return "future_revenue"
 
 
-def _parse(cal_ends: list[str]) -> list[pd.Timestamp]:
-    try:
-        return sorted(pd.Timestamp(c).normalize() for c in cal_ends)
-    except (ValueError, TypeError):
-        raise UserError(
-            f"--cal-end {','.join(cal_ends)!r} are not all dates", hint="use YYYY-MM-DD"
-        ) from None
-
-
-def _check(stamps: list[pd.Timestamp], holdout_days: int, last: pd.Timestamp) -> list[pd.Timestamp]:
-    late = [c for c in stamps if c + pd.Timedelta(days=holdout_days) > last]
-    if late:
-        raise UserError(
-            f"calibration end(s) {', '.join(str(c.date()) for c in late)} leave less than the "
-            f"{holdout_days}-day holdout before the data ends on {last.date()}",
-            hint=f"use dates on or before {(last - pd.Timedelta(days=holdout_days)).date()} or a "
-            "shorter --holdout-days",
-        )
-    return stamps
-
-
 def run_evaluate(
     config: Config,
     cal_ends: list[str],
@@ -254,18 +233,18 @@ def run_evaluate(
 ) -> EvaluationResult:
     """Train at each calibration end, serve, and judge the holdout after it (see module doc)."""
     t0 = time.perf_counter()
-    if holdout_days < 1:
-        raise UserError(f"--holdout-days must be at least 1 (got {holdout_days})")
-    stamps = _parse(cal_ends)  # before anything is read
+    check_days(holdout_days, "--holdout-days")
+    stamps = parse_dates(cal_ends, "--cal-end")  # before anything is read
     config = config.model_copy(deep=True)
     config.features.horizon_days = config.features.churn_window_days = int(holdout_days)
     config.tracking.register_models = False  # measurement only: never enters the registry
     # Its runs live in their own experiment, so they never become a project's "latest run".
     config.tracking.experiment = f"{config.tracking.experiment or config.project.name}-evaluate"
-    tracking.check_store(config.tracking)
+    tracking.check_store(config.tracking, writes_report=True)
     ensure_data(config)
     tables = load_data(config).data
-    stamps = _check(stamps, holdout_days, tables.transactions["timestamp"].max().normalize())
+    last = tables.transactions["timestamp"].max().normalize()
+    stamps = check_windows(stamps, holdout_days, last, "calibration end(s)", "--holdout-days")
     # A log without amounts carries a constant one: its "spend" is a count, not a headline.
     amounts = tables.transactions["amount"].abs().nunique() > 1
     parts = []

@@ -12,6 +12,7 @@ from customer_value.errors import UserError
 from customer_value.features.build import build_features
 from customer_value.features.catalog import feature_catalog
 from customer_value.pipelines.data import ensure_data, load_data
+from customer_value.pipelines.options import check_output, parse_date
 
 __all__ = ["run_features", "resolve_as_of", "parse_as_of"]
 
@@ -42,23 +43,8 @@ def parse_as_of(as_of) -> pd.Timestamp | None:
     >>> parse_as_of("2024-06-30")
     Timestamp('2024-06-30 00:00:00')
     """
-    if as_of is None:
-        return None
-    try:
-        if isinstance(as_of, str):
-            when = pd.to_datetime(as_of.strip(), format="ISO8601")
-        else:
-            when = pd.Timestamp(as_of)
-    except (ValueError, TypeError, OverflowError):
-        raise UserError(f"--as-of {as_of!r} is not a date", hint="use YYYY-MM-DD") from None
-    if pd.isna(when):
-        raise UserError(f"--as-of {as_of!r} is not a date", hint="use YYYY-MM-DD") from None
-    if when.tzinfo is not None:
-        raise UserError(
-            f"--as-of {as_of!r} has a timezone, but the data's timestamps have none",
-            hint="use YYYY-MM-DD (dates are in data.timezone, or as written in the files)",
-        )
-    return when.normalize()
+    when = parse_date(as_of, "--as-of")
+    return None if when is None else when.normalize()
 
 
 def resolve_as_of(as_of, transactions: pd.DataFrame) -> pd.Timestamp:
@@ -75,6 +61,7 @@ def run_features(config: Config, as_of: str | None, output: Path) -> tuple[pd.Da
         )
     # Every argument is checked before anything is simulated, read or written.
     io.check_writable(output, "--output")
+    check_output(output, config, "--output")
     parse_as_of(as_of)
     ensure_data(config)
     loaded = load_data(config)

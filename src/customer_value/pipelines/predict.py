@@ -19,6 +19,7 @@ from customer_value.config import Config
 from customer_value.engines.sinks import check_sink, parse_sink
 from customer_value.errors import UserError
 from customer_value.pipelines.features import parse_as_of
+from customer_value.pipelines.options import check_as_of_in_data, check_output
 
 __all__ = ["load_chain", "chain_from_run", "run_predict"]
 
@@ -101,6 +102,12 @@ def chain_from_run(run_id: str, versions: dict[str, str]) -> Chain:
     )
 
 
+def _sqlite_file(sink) -> str | None:
+    """The database file of a ``sqlite:///`` output (it must not be an input either)."""
+    url = getattr(sink, "url", "") or ""
+    return url[len("sqlite:///") :] if url.startswith("sqlite:///") else None
+
+
 def run_predict(
     config: Config,
     as_of: str | pd.Timestamp | None,
@@ -120,6 +127,7 @@ def run_predict(
     engine = engines.get(config)
     sink = parse_sink(output, table, engine.name)
     check_sink(sink, engine.name)
+    check_output(getattr(sink, "path", None) or _sqlite_file(sink), config, "--output")
     wanted = parse_as_of(as_of)
     tracking.check_store(config.tracking, must_exist=True)
     steps = 4
@@ -132,6 +140,8 @@ def run_predict(
     step(2, f"reading and validating the data ({engine.name})")
     loaded = engine.load(config, summary=False)
     when = loaded.last.normalize() if wanted is None else wanted
+    # The same rule as training: after the data, customers would be aged by unobserved days.
+    check_as_of_in_data(when, loaded.facts.get("summary", {}).get("first_date"), loaded.last)
     step(3, f"features and scores at {when.date()}")
     bar = None
     if progress_bar:

@@ -24,7 +24,6 @@ from customer_value import engines, explain, tasks, tracking
 from customer_value.chain import Chain, ScoringSpec, spec_versions
 from customer_value.config import Config
 from customer_value.engines.base import Engine, Loaded
-from customer_value.errors import UserError
 from customer_value.features.btyd import BTYDModels
 from customer_value.features.build import LabelWindow, TrainingSet
 from customer_value.pipelines import run_log
@@ -32,6 +31,7 @@ from customer_value.pipelines.data import ensure_data
 from customer_value.pipelines.doctor import reap_dead_runs
 from customer_value.pipelines.features import parse_as_of
 from customer_value.pipelines.gate import champion_gate, pipeline_decision
+from customer_value.pipelines.options import check_as_of_in_data, check_output
 from customer_value.tasks.base import TaskData, TaskSpec
 from customer_value.tasks.personas import persona_profile
 
@@ -126,7 +126,8 @@ def task_data(config: Config, ts: TrainingSet) -> Snapshots:
 def preflight(config: Config, as_of) -> pd.Timestamp | None:
     """Arguments and the tracking store, before anything is simulated, read or written."""
     wanted = parse_as_of(as_of)  # idempotent: the CLI has parsed it already
-    tracking.check_store(config.tracking)
+    tracking.check_store(config.tracking, writes_report=True)
+    check_output(config.tracking.report_path, config, "tracking.report_path")
     return wanted
 
 
@@ -138,7 +139,7 @@ def load(config: Config, engine: Engine, wanted, progress: Progress) -> tuple[Lo
         progress.note(f"simulated the {kind} customer base into {config.data.transactions.path.parent}")
     loaded = engine.load(config)
     as_of = (wanted if wanted is not None else loaded.last).normalize()
-    _check_as_of_in_data(as_of, loaded.facts["summary"]["first_date"], loaded.last)
+    check_as_of_in_data(as_of, loaded.facts["summary"]["first_date"], loaded.last)
     return loaded, as_of
 
 
@@ -399,25 +400,3 @@ def _git_commit(path: Path) -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def _check_as_of_in_data(as_of: pd.Timestamp, first_date, last) -> None:
-    """A training as_of must lie within the data: labels are read from the days before it.
-
-    After the last transaction, the out-of-time label window would count days the data does not
-    cover as "no purchase", so every customer would look churned; before the first, no customer
-    exists yet.
-    """
-    first, last = pd.Timestamp(first_date).normalize(), pd.Timestamp(last).normalize()
-    span = f"the data runs from {first.date()} to {last.date()}"
-    if as_of > last:
-        raise UserError(
-            f"as_of {as_of.date()} is after the last transaction ({last.date()}): the label "
-            "windows would count unobserved days as no purchase",
-            hint=f"{span}; omit --as-of (it defaults to the last date) or choose a date in that range",
-        )
-    if as_of < first:
-        raise UserError(
-            f"as_of {as_of.date()} is before the first transaction ({first.date()})",
-            hint=f"{span}; choose an --as-of in that range",
-        )
