@@ -191,6 +191,8 @@ def _print_validation(loaded) -> None:
     if loaded.data.interactions is not None:
         counts = loaded.data.interactions["kind"].value_counts().to_dict()
         typer.echo("Interactions: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
+    for text in report.warnings:
+        typer.echo(f"warning: {text}", err=True)
 
 
 @app.command()

@@ -71,7 +71,12 @@ class CancellationRule(_Model):
     """Marks rows as cancellations/returns from a column's text, e.g. an order id starting with ``C``."""
 
     column: str = Field(description="Contract column to test (after mapping), e.g. order_id.")
-    prefix: str = Field(description="Rows whose value starts with this prefix are cancellations.")
+    prefix: str = Field(
+        min_length=1,
+        pattern=r"\S",
+        description="Rows whose value starts with this prefix are cancellations (never empty: an "
+        "empty prefix would match every row).",
+    )
 
 
 class SourceConfig(_Model):
@@ -90,7 +95,9 @@ class SourceConfig(_Model):
     encoding: str = "utf-8"
     columns: dict[str, str] = Field(default_factory=dict, description="source name -> contract name")
     date_format: str | None = Field(
-        None, description="strftime format of the timestamp/date columns, e.g. %Y%m%d; None = ISO."
+        None,
+        description="strftime format of the timestamp/date columns, e.g. %Y%m%d; None = ISO; "
+        "epoch_s / epoch_ms = Unix times in seconds / milliseconds (UTC, shown in data.timezone).",
     )
     derive: dict[str, str] = Field(
         default_factory=dict,
@@ -127,6 +134,27 @@ class SourceConfig(_Model):
                 raise ValueError(f"'{name}' = {shown!r}: {exc}; use {ALLOWED}") from None
         return value
 
+    @field_validator("names")
+    @classmethod
+    def _names_unique(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            repeated = sorted({n for n in value if value.count(n) > 1})
+            if repeated:
+                raise ValueError(f"lists {repeated} more than once; each column needs its own name")
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _one_source_per_name(cls, value: dict[str, str]) -> dict[str, str]:
+        targets: dict[str, list[str]] = {}
+        for src, dst in value.items():
+            targets.setdefault(dst, []).append(src)
+        both = {dst: srcs for dst, srcs in targets.items() if len(srcs) > 1}
+        if both:
+            dst, srcs = next(iter(both.items()))
+            raise ValueError(f"maps {srcs} all to '{dst}'; map one source column to each name")
+        return value
+
     @model_validator(mode="after")
     def _names_need_headerless(self) -> SourceConfig:
         if self.names is not None and self.header:
@@ -154,6 +182,11 @@ class PolicyConfig(_Model):
         "return", description="Negative amounts not marked as cancellations."
     )
     zero_amounts: Literal["drop", "keep"] = "drop"
+    extreme_amounts: Literal["keep", "drop", "error"] = Field(
+        "keep",
+        description="Amounts over 1000x the 99th percentile of |amount| (a unit or typing error, "
+        "or a real wholesale order): kept with a warning and a report line, dropped, or an error.",
+    )
     missing_amount: Literal["error", "drop"] = "error"
     exclude_products: list[str] = Field(
         default_factory=list,

@@ -96,18 +96,7 @@ def _read_raw(source: SourceConfig) -> pd.DataFrame:
         if fmt == "parquet":
             frame = pd.read_parquet(path)
         else:
-            kwargs = dict(
-                dtype=str,
-                keep_default_na=False,
-                na_values=[""],
-                encoding=source.encoding,
-                header=0 if source.header else None,
-                names=source.names,
-            )
-            if fmt == "whitespace":
-                frame = pd.read_csv(path, sep=r"\s+", engine="c", **kwargs)
-            else:
-                frame = pd.read_csv(path, sep=source.delimiter, **kwargs)
+            frame = _read_text(path, source, fmt)
     except UnicodeDecodeError:
         raise DataValidationError(
             f"line {_first_undecodable_line(path, source.encoding)}: bytes that are not valid "
@@ -137,7 +126,78 @@ def _read_raw(source: SourceConfig) -> pd.DataFrame:
             hint="supply a file with at least one row",
         )
     frame.columns = [str(c).strip() for c in frame.columns]
+    _check_unique(
+        list(frame.columns), str(path), "the file's header" if fmt != "parquet" else "the file"
+    )
     return frame
+
+
+def _text_kwargs(source: SourceConfig, fmt: str) -> dict:
+    sep = {"sep": r"\s+", "engine": "c"} if fmt == "whitespace" else {"sep": source.delimiter}
+    return dict(sep, dtype=str, keep_default_na=False, na_values=[""], encoding=source.encoding)
+
+
+def _read_text(path: Path, source: SourceConfig, fmt: str) -> pd.DataFrame:
+    """A csv or whitespace file as text columns, refusing rows wider than the header.
+
+    pandas silently turns the extra leading fields of wider rows into the index, shifting every
+    column by one (a later message then blames the wrong column); ``index_col=False`` makes it
+    warn instead, and the warning becomes an error naming the first such line. The header's raw
+    names are read first: pandas renames a repeated name (``amount``, ``amount.1``), which would
+    hide the repeat.
+    """
+    import warnings
+
+    kwargs = _text_kwargs(source, fmt)
+    if source.header:
+        raw = pd.read_csv(path, header=None, nrows=1, **kwargs)
+        _check_unique([str(c).strip() for c in raw.iloc[0].tolist()], str(path), "the file's header")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(
+                path, header=0 if source.header else None, names=source.names, index_col=False, **kwargs
+            )
+        except pd.errors.ParserWarning:
+            width = len(source.names) if source.names else len(raw.columns)
+            line = _first_wider_line(path, source, fmt, width)
+            what = f"'names' lists {width}" if source.names else f"the header has {width}"
+            raise DataValidationError(
+                f"line {line} has more fields than the columns: {what}",
+                file=str(path),
+                hint="check the delimiter and quoting, and that 'names' lists every column in order",
+            ) from None
+
+
+def _first_wider_line(path: Path, source: SourceConfig, fmt: str, width: int) -> int | str:
+    """The 1-based line number of the first row with more than ``width`` fields ('?' if none)."""
+    import csv
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding=source.encoding, newline="") as fh:
+        if fmt == "whitespace":
+            rows = ((i, line.split()) for i, line in enumerate(fh, start=1))
+        else:
+            reader = csv.reader(fh, delimiter=source.delimiter)
+            rows = ((reader.line_num, row) for row in reader)
+        for line, fields in rows:
+            if len(fields) > width:
+                return line
+    return "?"
+
+
+def _check_unique(names: list[str], file: str, what: str) -> None:
+    """Two columns with one name: which one is used would be an accident of the code path."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        if name in seen:
+            raise DataValidationError(
+                f"{what} has the column '{name}' twice (columns {seen[name]} and {i})",
+                file=file,
+                hint="rename or remove one of them (names are compared without surrounding spaces)",
+            )
+        seen[name] = i
 
 
 # --------------------------------------------------------------------------------------------------
@@ -245,6 +305,21 @@ def evaluate_expression(expr: str, frame: pd.DataFrame, *, file: str = "") -> pd
     return result
 
 
+def _check_mapping(columns: list[str], source: SourceConfig, file: str) -> None:
+    """After renaming: a mapped name the file already had means two columns claim one role."""
+    seen: set[str] = set()
+    for name in columns:
+        if name in seen:
+            sources = [k for k, v in source.columns.items() if v == name]
+            raise DataValidationError(
+                f"two columns are named '{name}' after mapping: the file has its own '{name}' and "
+                f"the mapping renames {sources} to it",
+                file=file,
+                hint=f"map only one column to '{name}' (or rename the file's own column)",
+            )
+        seen.add(name)
+
+
 def read_source(source: SourceConfig) -> pd.DataFrame:
     """Read one source and map it onto the contract vocabulary.
 
@@ -273,6 +348,15 @@ def read_source(source: SourceConfig) -> pd.DataFrame:
         )
     derived = {name: evaluate_expression(expr, frame, file=file) for name, expr in source.derive.items()}
     frame = frame.rename(columns=source.columns)
+    _check_mapping(list(frame.columns), source, file)
+    clash = [n for n in derived if n in frame.columns]
+    if clash:
+        raise DataValidationError(
+            f"derived column(s) {clash} already exist in the file (after mapping): the file's "
+            "values would be silently replaced",
+            file=file,
+            hint="derive under another name, or map the file's column to another name",
+        )
     for name, values in derived.items():
         frame[name] = values
     if source.cancellation is not None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
+import unicodedata
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,6 +38,7 @@ class ValidationReport:
 
     rows: list[dict] = field(default_factory=list)
     facts: dict[str, dict] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # said to the user, not only counted
 
     def add(self, table: str, rule: str, action: str, n_rows: int) -> None:
         """Record that ``rule`` did ``action`` to ``n_rows`` rows of ``table``."""
@@ -116,20 +119,105 @@ def _check_plausible_dates(parsed: pd.Series, raw: pd.Series, *, file: str, colu
             )
 
 
+def _canonical_id(text: str) -> str:
+    """One id in canonical form: NFKC, without invisible format characters and outer spaces.
+
+    NFKC turns full-width digits and letters into ASCII and a no-break space into a space; the
+    format characters (category Cf) are the zero-width space and joiners, the BOM, the soft hyphen.
+    """
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip()
+
+
 def _normalize_ids(values: pd.Series) -> pd.Series:
-    """Ids as trimmed strings; ``17850.0`` (ids written as floats) becomes ``17850``."""
+    """Ids as canonical trimmed strings; ``17850.0`` (ids written as floats) becomes ``17850``.
+
+    Ids that differ only by invisible characters, full-width forms or surrounding spaces are one
+    customer: an export that pasted ``１２３４５`` or ``12345\u200b`` must not split a customer in two.
+    """
     s = values.astype("string").str.strip()
+    odd = s.notna() & ~s.fillna("").str.isascii()
+    if odd.any():  # the slow path only for the few non-ASCII ids
+        s = s.copy()
+        s[odd] = s[odd].map(_canonical_id)
     s = s.mask(s == "")
     return s.str.replace(_FLOAT_ID, r"\1", regex=True)
+
+
+def _changed_ids(raw: pd.Series, normalized: pd.Series) -> int:
+    """How many distinct raw ids were rewritten to another (canonical) id beyond trimming."""
+    text = raw.astype("string").str.strip()
+    odd = text.notna() & ~text.fillna("").str.isascii()
+    return int(text[odd].nunique()) if odd.any() else 0
+
+
+def rows_label(idx, file: str, limit: int = 5) -> list[str]:
+    """Where rows are, as a user finds them.
+
+    ``line N`` of a text file with a header (the header is line 1), ``row N`` (1-based) of a
+    parquet file.
+    """
+    idx = list(idx)[:limit]
+    if str(file).lower().endswith((".parquet", ".pq")) or Path(str(file)).is_dir():
+        return [f"row {int(i) + 1}" for i in idx]
+    return [f"line {int(i) + 2}" for i in idx]
+
+
+EPOCH_UNITS = {"epoch_s": "s", "epoch_ms": "ms"}  # date_format values for Unix times
+_EPOCH_LIKE = re.compile(r"^\d{9,10}$|^\d{12,13}$")
+
+
+def _parse_epoch(
+    values: pd.Series, fmt: str, *, file: str, column: str, timezone: str | None
+) -> pd.Series:
+    """Unix times (seconds or milliseconds since 1970-01-01 UTC) as naive local timestamps."""
+    numbers = pd.to_numeric(values.astype("string").str.strip(), errors="coerce")
+    bad = numbers.isna() & values.notna()
+    if bad.any():
+        raise DataValidationError(
+            f"{int(bad.sum())} value(s) are not Unix times ({fmt})",
+            file=file,
+            column=column,
+            examples=values[bad].astype(str).unique()[:5],
+            hint="epoch_s expects whole seconds such as 1719705600, epoch_ms milliseconds",
+        )
+    try:
+        parsed = pd.to_datetime(numbers, unit=EPOCH_UNITS[fmt], utc=True, errors="raise")
+    except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        raise DataValidationError(
+            f"Unix times out of range for {fmt}",
+            file=file,
+            column=column,
+            hint="check the unit: 13 digits are milliseconds (epoch_ms), 10 digits seconds (epoch_s)",
+        ) from None
+    return parsed.dt.tz_convert(timezone or "UTC")
+
+
+def _refuse_unmarked_epoch(text: pd.Series, fmt: str | None, *, file: str, column: str) -> None:
+    """Integers of 10 or 13 digits are Unix times: say how to read them, not 'fix the format'."""
+    present = text.dropna()
+    if fmt is None and len(present) and present.str.match(_EPOCH_LIKE).all():
+        unit = "epoch_ms" if present.str.len().max() >= 12 else "epoch_s"
+        raise DataValidationError(
+            "the values look like Unix times (seconds or milliseconds since 1970), not dates",
+            file=file,
+            column=column,
+            examples=present.unique()[:3],
+            hint=f"set date_format: {unit} in this source's config "
+            f"({'milliseconds' if unit == 'epoch_ms' else 'seconds'})",
+        )
 
 
 def _parse_datetime(
     values: pd.Series, *, file: str, column: str, fmt: str | None, timezone: str | None
 ) -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(values):
+    if fmt in EPOCH_UNITS:
+        parsed = _parse_epoch(values, fmt, file=file, column=column, timezone=timezone)
+    elif pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     else:
         text = values.astype("string").str.strip()
+        _refuse_unmarked_epoch(text, fmt, file=file, column=column)
         present = text.notna()
         has_tz = text.str.contains(_TZ_SUFFIX, na=False)
         if has_tz.any() and (has_tz != present).any() and timezone is None:
@@ -185,20 +273,38 @@ def _parse_datetime(
 
 
 def _parse_float(values: pd.Series, *, file: str, column: str) -> pd.Series:
+    """Numbers from numbers or text; text that is no number, and any infinite value, is an error.
+
+    Every numeric column of every table goes through here, so ``inf``, ``-Infinity`` or a value
+    too large for a float (``1e400``) is refused in amounts, costs and scores alike.
+    """
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return values.astype("float64")
-    text = values.astype("string").str.strip()
-    parsed = pd.to_numeric(text, errors="coerce")
-    bad = parsed.isna() & text.notna()
-    if bad.any():
+        parsed = values.astype("float64")
+    else:
+        text = values.astype("string").str.strip()
+        parsed = pd.to_numeric(text, errors="coerce")
+        bad = parsed.isna() & text.notna()
+        if bad.any():
+            raise DataValidationError(
+                f"{int(bad.sum())} value(s) are not numbers",
+                file=file,
+                column=column,
+                examples=text[bad].unique()[:5],
+                hint="remove currency symbols and thousands separators, or map a numeric column",
+            )
+        parsed = parsed.astype("float64")
+    infinite = np.isinf(parsed.to_numpy())
+    if infinite.any():
+        rows = np.flatnonzero(infinite)
         raise DataValidationError(
-            f"{int(bad.sum())} value(s) are not numbers",
+            f"{len(rows)} value(s) are infinite or too large for a number, at "
+            f"{', '.join(rows_label(rows, file))}",
             file=file,
             column=column,
-            examples=text[bad].unique()[:5],
-            hint="remove currency symbols and thousands separators, or map a numeric column",
+            examples=values.iloc[rows[:5]].tolist(),
+            hint="fix these values (a unit or format error, or a placeholder such as inf)",
         )
-    return parsed.astype("float64")
+    return parsed
 
 
 _TRUE = {"true", "1", "yes", "y", "t"}
@@ -222,6 +328,43 @@ def _parse_bool(values: pd.Series, *, file: str) -> pd.Series:
     return text.isin(_TRUE)
 
 
+EXTREME_FACTOR = 1000.0
+
+
+def _extreme_amounts(
+    frame: pd.DataFrame, keep: pd.Series, policies: PolicyConfig, file: str, report: ValidationReport
+) -> pd.Series:
+    """Flag amounts over ``EXTREME_FACTOR`` x the 99th percentile of |amount|.
+
+    One customer with amounts of 1e12 decides every total and every rank metric alone (every CLV
+    model then scores a normalized Gini of 1.0). Real logs have large wholesale orders, but not a
+    thousand times the 99th percentile; such rows are typing or unit errors far more often.
+    """
+    size = frame["amount"].abs().where(keep)
+    scale = float(np.nanpercentile(size.to_numpy(dtype=float), 99)) if keep.any() else 0.0
+    extreme = keep & (size > EXTREME_FACTOR * scale) if scale > 0 else keep & False
+    n = int(extreme.sum())
+    if n and policies.extreme_amounts == "error":
+        raise DataValidationError(
+            f"{n} amount(s) exceed {EXTREME_FACTOR:,.0f}x the 99th percentile of amounts "
+            f"({scale:,.2f}), at {', '.join(rows_label(np.flatnonzero(extreme), file))}",
+            file=file,
+            column="amount",
+            examples=frame.loc[extreme, "amount"].head(5).tolist(),
+            hint="fix them, or set data.policies.extreme_amounts to 'drop' or 'keep'",
+        )
+    action = "dropped" if policies.extreme_amounts == "drop" else "kept (check them)"
+    report.add("transactions", "extreme_amounts", action, n)
+    if n and policies.extreme_amounts == "keep":
+        report.warnings.append(
+            f"{n} transaction amount(s) exceed {EXTREME_FACTOR:,.0f}x the 99th percentile "
+            f"({scale:,.2f}), e.g. {frame.loc[extreme, 'amount'].iloc[0]:,.2f} at "
+            f"{rows_label(np.flatnonzero(extreme), file, 1)[0]} of {Path(file).name}: they dominate "
+            "totals and rankings; fix them or set data.policies.extreme_amounts: drop"
+        )
+    return keep & ~extreme if policies.extreme_amounts == "drop" else keep
+
+
 def _validate_transactions(
     raw: pd.DataFrame,
     file: str,
@@ -237,6 +380,9 @@ def _validate_transactions(
     report.add(table, "read", "read", n_read)
     frame = pd.DataFrame(index=raw.index)
     frame["customer_id"] = _normalize_ids(raw["customer_id"])
+    report.add(
+        table, "ids_normalized", "unified", _changed_ids(raw["customer_id"], frame["customer_id"])
+    )
     report.facts[table] = {
         "rows_read": n_read,
         "customers_before_filtering": int(frame["customer_id"].nunique(dropna=True)),
@@ -249,7 +395,7 @@ def _validate_transactions(
                 f"{int(missing_id.sum())} row(s) have no customer id",
                 file=file,
                 column="customer_id",
-                examples=[f"row {i + 2}" for i in np.flatnonzero(missing_id)[:5]],
+                examples=rows_label(np.flatnonzero(missing_id), file),
                 hint="set data.policies.missing_customer_id: drop to drop them",
             )
     keep = ~missing_id
@@ -269,7 +415,7 @@ def _validate_transactions(
             f"{int(missing_ts.sum())} row(s) have no timestamp",
             file=file,
             column="timestamp",
-            examples=[f"row {i + 2}" for i in np.flatnonzero(missing_ts)[:5]],
+            examples=rows_label(np.flatnonzero(missing_ts), file),
             hint="every transaction needs a date; fill or remove these rows",
         )
     frame["amount"] = _parse_float(raw["amount"].where(keep), file=file, column="amount")
@@ -280,21 +426,11 @@ def _validate_transactions(
                 f"{int(missing_amount.sum())} row(s) have no amount",
                 file=file,
                 column="amount",
-                examples=[f"row {i + 2}" for i in np.flatnonzero(missing_amount)[:5]],
+                examples=rows_label(np.flatnonzero(missing_amount), file),
                 hint="fill them, or set data.policies.missing_amount: drop",
             )
         keep &= ~missing_amount
     report.add(table, "missing_amount", "dropped", int(missing_amount.sum()))
-    inf_amount = np.isinf(frame["amount"]) & keep
-    if inf_amount.any():
-        raise DataValidationError(
-            f"{int(inf_amount.sum())} amount(s) are infinite",
-            file=file,
-            column="amount",
-            examples=raw.loc[inf_amount, "amount"].head(5).tolist(),
-            hint="fix these amounts (too large for a number, or a unit/format error)",
-        )
-
     for col, kind in schema.optional.items():
         if col not in raw.columns or col == "is_return":
             continue
@@ -320,6 +456,7 @@ def _validate_transactions(
         report.add(table, "exclude_products", "dropped", int(excluded.sum()))
         keep &= ~excluded
 
+    keep = _extreme_amounts(frame, keep, policies, file, report)
     zero = keep & (frame["amount"] == 0)
     if policies.zero_amounts == "drop":
         report.add(table, "zero_amounts", "dropped", int(zero.sum()))
@@ -363,7 +500,7 @@ def _validate_transactions(
             raise DataValidationError(
                 f"{int(dup.sum())} row(s) repeat an earlier row exactly (duplicates)",
                 file=file,
-                examples=[f"row {i + 2}" for i in frame.index[dup.to_numpy()][:5]],
+                examples=rows_label(frame.index[dup.to_numpy()], file),
                 hint="remove them, or set data.policies.duplicates to 'drop' (double-recorded "
                 "lines) or 'keep' (real repeat purchases)",
             )
@@ -417,6 +554,10 @@ def _validate_customers(
             )
     if "referred_by" in raw.columns:
         frame["referred_by"] = _normalize_ids(raw["referred_by"])
+        # A customer cannot refer themselves: their own revenue would be counted twice.
+        own = frame["referred_by"].notna() & (frame["referred_by"] == frame["customer_id"])
+        frame.loc[own, "referred_by"] = pd.NA
+        report.add("customers", "self_referral", "referrer cleared", int(own.sum()))
     frame = frame[~missing]
     dup = frame["customer_id"].duplicated(keep="first")
     if dup.any() and policies is not None and policies.duplicate_customer_id == "error":
@@ -540,8 +681,39 @@ def validate_tables(
             config.timezone,
             report,
         )
+    _report_unmatched(tx, cust, inter, report)
     report.facts["summary"] = summarize(tx)
+    report.facts["warnings"] = list(report.warnings)
     return ValidatedData(tx, cust, inter), report
+
+
+def _report_unmatched(tx, cust, inter, report: ValidationReport) -> None:
+    """Customers-table rows, referrers and interactions whose customer has no transaction.
+
+    They are kept (a customer may not have bought yet) but take no part in any feature, so the
+    report says how many; many of them usually means the ids are written differently in the
+    two files (a prefix, leading zeros).
+    """
+    known = pd.Index(tx["customer_id"].unique())
+    for name, frame, col in (
+        ("customers", cust, "customer_id"),
+        ("customers", cust, "referred_by"),
+        ("interactions", inter, "customer_id"),
+    ):
+        if frame is None or col not in frame.columns:
+            continue
+        ids = frame[col].dropna().astype(str)
+        unmatched = ~ids.isin(known)
+        n = int(unmatched.sum())
+        rule = (
+            "referrer_without_transactions" if col == "referred_by" else "customer_without_transactions"
+        )
+        report.add(name, rule, "kept, unused", n)
+        if n and n == len(ids) and len(ids):
+            report.warnings.append(
+                f"no {name} {col} matches a transaction's customer_id (e.g. {ids.iloc[0]!r}): "
+                "check that both files write ids the same way"
+            )
 
 
 def summarize(transactions: pd.DataFrame) -> dict:

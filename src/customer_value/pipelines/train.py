@@ -140,6 +140,8 @@ def load(config: Config, engine: Engine, wanted, progress: Progress) -> tuple[Lo
     loaded = engine.load(config)
     as_of = (wanted if wanted is not None else loaded.last).normalize()
     check_as_of_in_data(as_of, loaded.facts["summary"]["first_date"], loaded.last)
+    for text in loaded.facts.get("warnings", []):
+        progress.note(f"warning: {text}")
     return loaded, as_of
 
 
