@@ -83,7 +83,7 @@ def test_empty_file_and_header_only(tmp_path, make_config):
 
 def test_missing_amount_error_or_drop(tmp_path, make_config):
     text = "customer_id,timestamp,amount\n1,2024-01-01,\n2,2024-01-02,3\n"
-    expect_error(tmp_path, make_config, text, "1 row(s) have no amount", "row 2")
+    expect_error(tmp_path, make_config, text, "1 row(s) have no amount", "line 2")
     loaded = run(tmp_path, make_config, text, "  policies: {missing_amount: drop}")
     assert loaded.data.transactions["customer_id"].tolist() == ["2"]
     assert loaded.report.dropped("transactions", "missing_amount") == 1
