@@ -7,7 +7,7 @@ CONFIG ?= configs/default.yaml
 CV     := $(BIN)/customer-value
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock browser notebooks doctor simulate validate features catalog train predict ui test test-fast lint bench bench-features bench-predict bench-evaluate evaluate backtest clean
+.PHONY: help install lock browser notebooks doctor simulate validate features catalog train predict ui test test-fast lint bench bench-features bench-predict bench-evaluate bench-fuzz evaluate backtest clean
 
 help: ## Show the targets with one line each
 	@echo "customer_value — make targets:"
@@ -114,8 +114,11 @@ bench-features: $(BENCH_STAMP) ## Feature building on 1M and 10M transactions vs
 bench-predict: $(STAMP) ## Scoring 1M customers with and without reason codes
 	$(BIN)/python benchmarks/bench_predict.py --customers 1000000 --out reports/bench_predict.md
 
-bench: $(BENCH_STAMP) bench-evaluate ## All benchmarks and backtests side by side -> reports/bench.md (< 20 min on 2 cores)
+bench: $(BENCH_STAMP) bench-evaluate bench-fuzz ## All benchmarks and backtests side by side -> reports/bench.md (< 30 min on 2 cores)
 	$(BIN)/python benchmarks/bench.py
+
+bench-fuzz: $(STAMP) ## The CLI fuzz test with a longer budget (60 examples per command)
+	CV_FUZZ_EXAMPLES=60 $(BIN)/python -m pytest -q tests/reliability/test_fuzz.py
 
 OR_DATA ?= ../shared/data/online_retail/online_retail_2010-12_2011-12.csv.gz
 bench-evaluate: $(STAMP) ## Holdout verdicts vs BG/NBD, MBG/NBD, naive: Online Retail at 4 cutoffs, both simulated bases

@@ -110,7 +110,8 @@ def _read_raw(source: SourceConfig) -> pd.DataFrame:
         raise DataValidationError(
             f"cannot parse the file as {fmt}: {str(exc).strip()}",
             file=str(path),
-            hint="check the delimiter, quoting and 'format' in the source config",
+            hint="check 'delimiter' and 'format' in the source config; a field that contains the "
+            "delimiter must be in double quotes in the file",
         ) from None
     except (OSError, ValueError) as exc:
         # pyarrow raises ArrowInvalid (a ValueError) or OSError for truncated/corrupt parquet.
@@ -165,7 +166,8 @@ def _read_text(path: Path, source: SourceConfig, fmt: str) -> pd.DataFrame:
             raise DataValidationError(
                 f"line {line} has more fields than the columns: {what}",
                 file=str(path),
-                hint="check the delimiter and quoting, and that 'names' lists every column in order",
+                hint="check 'delimiter' in the source config and that 'names' lists every column in "
+                "order; a field that contains the delimiter must be in double quotes",
             ) from None
 
 

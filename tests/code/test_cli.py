@@ -136,3 +136,22 @@ def test_features_command_writes_the_table(make_config, tmp_path):
     )
     assert res.exit_code == 2 and "no customer has a transaction on or before 2001-01-01" in res.output
     assert not (tmp_path / "y.parquet").exists()
+
+
+def test_an_unexpected_exception_is_one_line_exit_1(make_config, monkeypatch):
+    """A bug (any non-UserError exception) never shows a traceback; the debug switch shows it."""
+    import customer_value.pipelines.data as data
+
+    def boom(*_a, **_k):
+        raise RuntimeError("boom at https://u:hidden-pw@host/x")
+
+    monkeypatch.setattr(data, "load_data", boom)
+    cfg = make_config("data:\n  transactions: {path: tx.csv}\n")
+    res = invoke("validate", "--config", cfg)
+    assert res.exit_code == 1
+    assert "Traceback" not in res.output and "hidden-pw" not in res.output
+    assert "error: internal error (RuntimeError: boom at https://u:***@host/x)" in res.output
+    assert "CUSTOMER_VALUE_DEBUG=1" in res.output
+    monkeypatch.setenv("CUSTOMER_VALUE_DEBUG", "1")
+    res = invoke("validate", "--config", cfg)
+    assert isinstance(res.exception, RuntimeError)
