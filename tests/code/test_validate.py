@@ -229,3 +229,20 @@ def test_customers_and_interactions_tables(tmp_path, make_config):
     write(tmp_path / "inter.csv", "customer_id,timestamp,kind,score\n1,2024-01-03,nps,11\n")
     with pytest.raises(DataValidationError, match="nps score.*outside 0..10"):
         load_data(load_config(make_config(body)))
+
+
+def test_row_numbers_are_file_lines_for_csv_and_rows_for_parquet(tmp_path, make_config):
+    """A csv's header is line 1, so its first data row is line 2; a parquet file has no header."""
+    frame = pd.DataFrame(
+        {"customer_id": ["a", None, "b"], "timestamp": ["2024-01-01"] * 3, "amount": [1.0, 2.0, 3.0]}
+    )
+    frame.to_csv(tmp_path / "tx.csv", index=False)
+    frame.to_parquet(tmp_path / "tx.parquet", index=False)
+    for name, where in (("tx.csv", "line 3"), ("tx.parquet", "row 2")):
+        cfg = load_config(
+            make_config(
+                f"data:\n  transactions: {{path: {name}}}\n  policies: {{missing_customer_id: error}}\n"
+            )
+        )
+        with pytest.raises(DataValidationError, match=where):
+            load_data(cfg)
