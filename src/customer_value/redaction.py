@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-__all__ = ["MASK", "redact", "redact_url", "scrub", "url_password"]
+__all__ = ["MASK", "redact", "redact_tree", "redact_url", "scrub", "url_password"]
 
 MASK = "***"
 
@@ -151,3 +151,23 @@ def scrub(text: object, url: str) -> str:
         if len(secret) >= 3:
             out = out.replace(secret, MASK)
     return out
+
+
+def redact_tree(value):
+    """A copy of nested dicts/lists with every string redacted (configs before they are recorded).
+
+    Parameters
+    ----------
+    value : object
+        A JSON-like tree (a dumped config).
+
+    Returns
+    -------
+    object
+        The same shape; strings pass through :func:`redact`, other leaves are unchanged.
+    """
+    if isinstance(value, dict):
+        return {k: redact_tree(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_tree(v) for v in value)
+    return redact(value) if isinstance(value, str) else value

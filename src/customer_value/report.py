@@ -15,6 +15,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from customer_value.redaction import redact_tree
+
 __all__ = ["figure_png", "png_data_uri", "render_report"]
 
 _CSS = " ".join(
@@ -156,7 +158,7 @@ def render_report(
         *[f"<h3>{html.escape(k)}</h3>{_table(v)}" for k, v in shap_tables.items()],
         "</section>",
         '<section id="config"><h2>Configuration</h2>',
-        f"<pre>{html.escape(json.dumps(config, indent=2, default=str))}</pre></section>",
+        f"<pre>{html.escape(json.dumps(redact_tree(config), indent=2, default=str))}</pre></section>",
         "</body></html>",
     ]
     return "\n".join(parts)

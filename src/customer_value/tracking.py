@@ -24,6 +24,7 @@ from customer_value.config import TrackingConfig
 from customer_value.errors import UserError
 from customer_value.io import check_database_url, check_writable
 from customer_value.processes import pid_alive, process_start
+from customer_value.redaction import redact_tree
 
 __all__ = [
     "PIPELINE",
@@ -325,7 +326,7 @@ def log_table(frame: pd.DataFrame, artifact_file: str) -> None:
 
 def log_text(text: str, artifact_file: str) -> None:
     """Log text as an artifact."""
-    _mlflow().log_text(text, artifact_file)
+    _mlflow().log_text(redact(text), artifact_file)  # artifacts are read by everyone with UI access
 
 
 def log_figure(fig, artifact_file: str) -> None:
@@ -470,7 +471,7 @@ def log_pipeline_model(
         warnings.simplefilter("ignore")
         info = mlflow.pyfunc.log_model(
             name="pipeline_model",
-            python_model=cls(chain, data_config, options),
+            python_model=cls(chain, redact_tree(dict(data_config)), options),
             registered_model_name=registered_name,
             pip_requirements=list(_pip_requirements()),
             metadata={"scoring_spec": chain.spec.to_dict()},

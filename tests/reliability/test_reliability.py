@@ -759,3 +759,24 @@ def test_interrupt_is_one_line_and_exit_128_plus_signal(tiny, tmp_path, step, si
     assert rc == 128 + int(sig), f"exit {rc}:\n{out}"
     assert "Traceback" not in out and "XGBoostError" not in out, out
     assert out.count("error: ") == 1 and "error: interrupted" in out, out
+
+
+def test_a_secret_in_the_config_reaches_no_file_of_the_run(tiny, tmp_path):
+    """Params, tags, the report (local and artifact), text artifacts and the pickled pipeline model.
+
+    The secret sits in a config string that training never needs (so the run completes), set on
+    the command line so that no input file holds it; afterwards no byte of any file under the run's
+    folder (SQLite store included) contains it.
+    """
+    root, _, _ = tiny
+    work = tmp_path / "w"
+    shutil.copytree(root, work)
+    secret = "Zq9-S3cret-Run"
+    res = cli(
+        work, "train", "--config", "config.yaml", "--set", f"tracking.ui_host=https://ann:{secret}@h"
+    )
+    ok(res)
+    assert secret not in res.stdout + res.stderr
+    leaks = [p for p in work.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert not leaks, leaks
+    assert b"ann:***@h" in (work / "out" / "report.html").read_bytes()

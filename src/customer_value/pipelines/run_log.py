@@ -210,6 +210,7 @@ def log_outcome(config, chain, assessments, metrics, ex, snaps, loaded, tags, ru
         config.model_dump(mode="json", exclude={"source_path"}),
         sections=[(t.name, t.title) for t in chain.tasks if t.title],
     )
+    page = tracking.redact(page)  # the page quotes the config and the data's paths
     tracking.log_text(page, "report/report.html")
     io.write_text(page, Path(config.tracking.report_path))
 
