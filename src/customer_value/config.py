@@ -238,10 +238,12 @@ class SimulationConfig(_Model):
         description="Overrides of the drift base's parameters (synthetic.DriftParams fields, e.g. "
         "seasonal_amplitude: 0.3); only read when kind is drift, and checked before it simulates.",
     )
-    n_customers: int = Field(20_000, gt=0)
+    # Upper bounds on sizes a config can ask for: a one-line typo must not exhaust memory or run
+    # for days before anything says so (10^7 customers is about 15 GB of simulated rows).
+    n_customers: int = Field(20_000, gt=0, le=10_000_000)
     start_date: dt.date = dt.date(2022, 1, 1)
     end_date: dt.date = Field(dt.date(2024, 6, 30), description="Observation end (inclusive).")
-    future_days: int = Field(365, gt=0, description="Ground-truth window after end_date.")
+    future_days: int = Field(365, gt=0, le=3650, description="Ground-truth window after end_date.")
     initial_share: float = Field(
         0.3, ge=0, le=1, description="Share of customers already acquired on start_date."
     )
@@ -254,22 +256,30 @@ class SimulationConfig(_Model):
     def _dates_in_order(self) -> SimulationConfig:
         if self.end_date <= self.start_date:
             raise ValueError(f"end_date ({self.end_date}) must be after start_date ({self.start_date})")
+        if (self.end_date - self.start_date).days > 20 * 365:
+            raise ValueError(
+                "the simulated history is longer than 20 years; shorten start_date..end_date"
+            )
         return self
 
 
 class FeatureConfig(_Model):
     """Point-in-time features and the prediction windows."""
 
-    horizon_days: int = Field(365, gt=0, description="CLV window after as_of: (as_of, as_of + h].")
+    horizon_days: int = Field(
+        365, gt=0, le=3650, description="CLV window after as_of: (as_of, as_of + h]."
+    )
     churn_window_days: int = Field(
-        90, gt=0, description="Churned = no purchase day in (as_of, as_of + churn_window_days]."
+        90, gt=0, le=3650, description="Churned = no purchase day in (as_of, as_of + churn_window_days]."
     )
     trend_windows_days: list[int] = Field(
         default_factory=lambda: [30, 90, 180],
         description="Recent windows compared with the window of equal length before them.",
     )
-    top_categories: int = Field(10, ge=0, description="Categories with a share-of-spend feature.")
-    top_channels: int = Field(5, ge=0, description="Channels with a share-of-orders feature.")
+    top_categories: int = Field(
+        10, ge=0, le=200, description="Categories with a share-of-spend feature."
+    )
+    top_channels: int = Field(5, ge=0, le=100, description="Channels with a share-of-orders feature.")
     cost_per_ticket: float = Field(8.0, ge=0, description="Cost to serve one support ticket.")
     rate_floor_days: int = Field(
         30,
@@ -282,16 +292,18 @@ class FeatureConfig(_Model):
 
     @model_validator(mode="after")
     def _windows_positive(self) -> FeatureConfig:
-        if any(w <= 0 for w in self.trend_windows_days):
-            raise ValueError("trend_windows_days must all be positive")
+        if any(w <= 0 or w > 3650 for w in self.trend_windows_days):
+            raise ValueError("trend_windows_days must all be between 1 and 3650")
+        if len(self.trend_windows_days) > 20:
+            raise ValueError("at most 20 trend_windows_days")
         return self
 
 
 class SnapshotConfig(_Model):
     """Training snapshots stacked before a training as_of (the latest one is out-of-time)."""
 
-    n_snapshots: int = Field(4, ge=2, description="Cutoffs stacked; the latest is out-of-time.")
-    spacing_days: int = Field(60, gt=0, description="Days between consecutive cutoffs.")
+    n_snapshots: int = Field(4, ge=2, le=100, description="Cutoffs stacked; the latest is out-of-time.")
+    spacing_days: int = Field(60, gt=0, le=3650, description="Days between consecutive cutoffs.")
     min_history_days: int = Field(90, ge=0, description="History required before the earliest cutoff.")
     purge: bool = Field(
         True,
@@ -343,9 +355,9 @@ class ServingConfig(_Model):
 class TuningConfig(_Model):
     """Optuna (TPE) search for one xgboost model; early stopping on a validation split."""
 
-    n_trials: int = Field(20, ge=1, description="Trials per study.")
+    n_trials: int = Field(20, ge=1, le=10_000, description="Trials per study.")
     timeout_s: float = Field(120.0, gt=0, description="Wall-clock cap per study (seconds).")
-    max_estimators: int = Field(600, ge=10, description="Upper bound on boosting rounds.")
+    max_estimators: int = Field(600, ge=10, le=100_000, description="Upper bound on boosting rounds.")
     early_stopping_rounds: int = Field(30, ge=1)
     validation_share: float = Field(
         0.25,
@@ -374,9 +386,11 @@ class PersonaConfig(_Model):
     )
     algorithm: Literal["kmeans", "gmm"] = "kmeans"
     k_min: int = Field(3, ge=2)
-    k_max: int = Field(8, ge=2)
+    k_max: int = Field(8, ge=2, le=50)
     silhouette_sample: int = Field(4000, ge=100, description="Rows used for the silhouette score.")
-    stability_bootstraps: int = Field(4, ge=1, description="Bootstrap refits for the stability ARI.")
+    stability_bootstraps: int = Field(
+        4, ge=1, le=1000, description="Bootstrap refits for the stability ARI."
+    )
     min_share: float = Field(0.03, ge=0, lt=0.5, description="Smallest persona allowed (share).")
 
     @model_validator(mode="after")
@@ -418,7 +432,7 @@ class ValueConfig(_Model):
 class ExplainConfig(_Model):
     """SHAP explanations."""
 
-    sample_size: int = Field(2000, ge=50, description="Customers in the SHAP plots.")
+    sample_size: int = Field(2000, ge=50, le=1_000_000, description="Customers in the SHAP plots.")
     top_drivers: int = Field(10, ge=1)
 
 

@@ -164,3 +164,22 @@ def test_config_path_that_is_a_folder_or_too_big(tmp_path):
     big.write_text("# " + "x" * 1_100_000 + "\n" + MINIMAL)
     with pytest.raises(ConfigError, match="a config is at most"):
         load_config(big)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "simulation.n_customers=1000000000",
+        "simulation.start_date=1900-01-01",
+        "features.horizon_days=100000",
+        "features.trend_windows_days=[1, 100000]",
+        "snapshots.n_snapshots=100000",
+        "churn.tuning.n_trials=10000000",
+        "personas.k_max=100000",
+    ],
+)
+def test_sizes_a_typo_could_blow_up_are_bounded(make_config, override):
+    """A one-character typo must not ask for a day of work or all the memory: refused at load."""
+    base = MINIMAL + "simulation: {n_customers: 10}\n"
+    with pytest.raises(ConfigError, match=override.split("=")[0].split(".")[-1]):
+        load_config(make_config(base), [override])

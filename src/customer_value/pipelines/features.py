@@ -12,7 +12,7 @@ from customer_value.errors import UserError
 from customer_value.features.build import build_features
 from customer_value.features.catalog import feature_catalog
 from customer_value.pipelines.data import ensure_data, load_data
-from customer_value.pipelines.options import check_output, parse_date
+from customer_value.pipelines.options import check_as_of_in_data, check_output, parse_date
 
 __all__ = ["run_features", "resolve_as_of", "parse_as_of"]
 
@@ -66,6 +66,8 @@ def run_features(config: Config, as_of: str | None, output: Path) -> tuple[pd.Da
     ensure_data(config)
     loaded = load_data(config)
     when = resolve_as_of(as_of, loaded.data.transactions)
+    tx_dates = loaded.data.transactions["timestamp"]
+    check_as_of_in_data(when, tx_dates.min(), tx_dates.max())  # the rule train and predict use
     frame = build_features(loaded.data, when, config.features)
     feature_catalog([c for c in frame.columns])  # every column is documented
     out = frame.reset_index()
