@@ -82,7 +82,9 @@ def test_evaluate_on_the_simulated_base_with_verdicts(trained_store):
     # Every customer with a purchase day by the calibration end is scored, once per model.
     per_model = t[t["metric"] == "brier"].groupby("model").size()
     assert (per_model == 1).all()
-    with pytest.raises(UserError, match="leave less than the 180-day holdout"):
+    with pytest.raises(UserError, match="leave less than the 180-day window"):
         run_evaluate(cfg, ["2024-03-01"], 180, n_boot=0, say=lambda _m: None)
-    with pytest.raises(UserError, match="not all dates"):
+    with pytest.raises(UserError, match="--cal-end 'yesterday-ish' is not a date"):
         run_evaluate(cfg, ["yesterday-ish"], 180, n_boot=0, say=lambda _m: None)
+    with pytest.raises(UserError, match="--holdout-days must be at least 1"):
+        run_evaluate(cfg, ["2023-06-30"], 0, n_boot=0, say=lambda _m: None)
