@@ -519,9 +519,13 @@ def ui(
     import os
     import subprocess
 
+    from customer_value import tracking
     from customer_value.tracking import redact
 
     cfg = _load(config, set_)
+    # A missing driver or a server that does not answer is said here, in one line, instead of
+    # as the MLflow server's own traceback.
+    tracking.check_store(cfg.tracking)
     uri = cfg.tracking.tracking_uri
     host = host or cfg.tracking.ui_host
     port = port or cfg.tracking.ui_port
@@ -540,9 +544,17 @@ def ui(
         "--port",
         str(port),
     ]
+    # The server's own output goes through the redactor too (its errors may quote the URI).
+    child = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    )
     try:
-        raise typer.Exit(subprocess.call(cmd, env=env))
+        for line in child.stdout:
+            typer.echo(redact(line.rstrip("\n")))
+        raise typer.Exit(child.wait())
     except KeyboardInterrupt:
+        child.terminate()
+        child.wait()
         raise typer.Exit(0) from None
 
 

@@ -338,8 +338,13 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 
+# Plain runs are listed several times so that most examples reach the data and the models, not
+# only the option checks.
 OPTIONS = st.sampled_from(
     [
+        [],
+        [],
+        [],
         [],
         ["--as-of", "2024-06-30"],
         ["--as-of", "01/07/2024"],
@@ -368,7 +373,17 @@ def test_fuzz_validate(base, tmp_path, edits, options):
     edits=corruptions,
     options=OPTIONS,
     output=st.sampled_from(
-        ["out/f.parquet", "tx.csv", "f.xlsx", "config.yaml", ".", "tx.csv/f.parquet", "out/f.csv.gz"]
+        [
+            "out/f.parquet",
+            "out/f.parquet",
+            "out/f.parquet",
+            "tx.csv",
+            "f.xlsx",
+            "config.yaml",
+            ".",
+            "tx.csv/f.parquet",
+            "out/f.csv.gz",
+        ]
     ),
 )
 def test_fuzz_features(base, tmp_path, edits, options, output):
@@ -382,6 +397,9 @@ def test_fuzz_features(base, tmp_path, edits, options, output):
     output=st.sampled_from(
         [
             "out/p.parquet",
+            "out/p.parquet",
+            "out/p.parquet",
+            "out/p.csv",
             "tx.csv",
             "sqlite://",
             "sqlite:///nofolder/p.db",

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 SECRET = "Pa55-w0rd/x@y"
+# {port}: a listening socket of the test, so the CLI's reachability check passes and the child starts.
 URIS = [
-    f"postgresql://alice:{SECRET}@127.0.0.1:9/mlflow",
-    "postgresql://alice:Pa55-w0rd%2Fx%40y@127.0.0.1:9/mlflow",
-    "https://:Pa55-w0rd@127.0.0.1:9",
+    "http://alice:Pa55-w0rd%2Fx%40y@127.0.0.1:{port}",
+    "http://alice:Pa55-w0rd@127.0.0.1:{port}/",
+    "https://:Pa55-w0rd@127.0.0.1:{port}",
 ]
 
 FAKE_MAIN = """
@@ -30,8 +31,21 @@ with open(os.environ["FAKE_MLFLOW_LOG"], "w") as f:
 """
 
 
-@pytest.mark.parametrize("uri", URIS)
-def test_ui_passes_the_store_uri_through_the_environment(tmp_path: Path, uri: str):
+@pytest.fixture
+def listener():
+    """A TCP port that accepts connections (nothing answers beyond that)."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+@pytest.mark.parametrize("template", URIS)
+def test_ui_passes_the_store_uri_through_the_environment(tmp_path: Path, template: str, listener):
+    uri = template.format(port=listener)
     fake = tmp_path / "fake" / "mlflow"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("")
@@ -60,4 +74,28 @@ def test_ui_passes_the_store_uri_through_the_environment(tmp_path: Path, uri: st
     assert "Pa55" not in argv and "alice" not in argv  # ... but not on its command line
     assert "--backend-store-uri" not in child["argv"]
     assert "Pa55" not in proc.stdout + proc.stderr
-    assert "127.0.0.1:9" in proc.stdout  # the user still sees which store
+    assert f"127.0.0.1:{listener}" in proc.stdout  # the user still sees which store
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "postgresql://alice:" + SECRET + "@127.0.0.1:9/mlflow",  # no driver installed
+        "http://alice:" + SECRET + "@127.0.0.1:9",  # "/" unencoded: the port reads as "Pa55-w0rd"
+    ],
+)
+def test_ui_refuses_a_store_it_cannot_open_in_one_line(tmp_path: Path, uri: str):
+    """A store the UI cannot open is said by the CLI (redacted), not by the MLflow server."""
+    (tmp_path / "c.yaml").write_text(
+        f"data:\n  transactions: {{path: tx.csv}}\ntracking:\n  uri: '{uri}'\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "customer_value.cli", "ui", "--config", "c.yaml", "--port", "5999"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and proc.stderr.startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr and "Pa55" not in proc.stdout + proc.stderr
+    assert "alice:***@" in proc.stderr
