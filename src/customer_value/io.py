@@ -81,6 +81,13 @@ def _read_raw(source: SourceConfig) -> pd.DataFrame:
             hint="check the 'path' of this source in the config (relative paths resolve against "
             "the config file's folder)",
         )
+    if not (path.is_file() or path.is_dir()):
+        # /dev/zero or a named pipe would be read forever (or block): only files and folders.
+        raise DataValidationError(
+            "is a device, pipe or socket, not a data file",
+            file=str(path),
+            hint="point the source's 'path' in the config at a csv or parquet file",
+        )
     if path.is_file() and path.stat().st_size == 0:
         raise DataValidationError("the file is empty", file=str(path), hint="supply a file with data")
     fmt = detect_format(path, source.format)
@@ -389,6 +396,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     ``open()`` would have created it.
     """
     target = Path(target)
+    _refuse_special(target, "the output")  # also for writers that had no preflight
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_orphans(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
@@ -445,6 +453,20 @@ def _remove_orphans(target: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _refuse_special(target: Path, option: str) -> None:
+    """An existing target that is a device, a pipe or a socket is never replaced by a file.
+
+    The atomic rename would swap a regular file in for ``/dev/null`` or a named pipe (as root, for
+    every process on the machine).
+    """
+    if target.exists() and not (target.is_file() or target.is_dir()):
+        raise DataValidationError(
+            "is a device, pipe or socket, not a file",
+            file=str(target),
+            hint=f"give {option} the path of a regular file",
+        )
+
+
 def check_writable(target: str | Path, option: str = "the output path", folder_ok: bool = False) -> None:
     """Fail early, before any work, when ``target`` cannot be created.
 
@@ -471,6 +493,7 @@ def check_writable(target: str | Path, option: str = "the output path", folder_o
         raise DataValidationError(
             "is a folder, not a file", file=str(target), hint=f"give {option} a file name"
         )
+    _refuse_special(target, option)
     parent = target.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent

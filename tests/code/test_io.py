@@ -161,3 +161,21 @@ def test_division_by_a_zero_column_names_the_rows():
         io.evaluate_expression("q / p", df)
     df["p"] = ["1", "2", "4", "4"]
     assert io.evaluate_expression("q / p", df).tolist() == [1.0, 1.0, 0.75, 1.0]
+
+
+def test_devices_and_pipes_are_never_read_or_replaced(tmp_path, make_config):
+    """A named pipe (like /dev/zero or /dev/null) is neither read as data (it would block or never
+    end) nor replaced by an output file (the atomic rename would swap a file in for it)."""
+    import os
+    import stat
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    cfg = load_config(make_config("data:\n  transactions: {path: pipe.csv}\n"))
+    with pytest.raises(DataValidationError, match="device, pipe or socket, not a data file"):
+        load_data(cfg)
+    with pytest.raises(DataValidationError, match="device, pipe or socket, not a file"):
+        io.check_writable(fifo, "--output")
+    with pytest.raises(DataValidationError, match="device, pipe or socket"):
+        io.write_text("x", fifo)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)  # still the pipe

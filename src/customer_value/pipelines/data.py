@@ -42,6 +42,9 @@ def run_simulation(config: Config) -> tuple[SimulatedBase, dict[str, Path]]:
             where=str(config.source_path),
             hint="use configs/default.yaml, or add a simulation section",
         )
+    # Both folders are checked before minutes of simulation, not when the first table is written.
+    io.check_writable(Path(sim.output_dir) / "transactions.parquet", "simulation.output_dir")
+    io.check_writable(Path(sim.truth_dir) / "truth.parquet", "simulation.truth_dir")
     drift = None
     if sim.kind == "drift":
         # Checked here, not in config (which may not import the simulator), before anything is written.
