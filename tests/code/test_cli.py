@@ -134,7 +134,7 @@ def test_features_command_writes_the_table(make_config, tmp_path):
     res = invoke(
         "features", "--config", cfg, "--as-of", "2001-01-01", "--output", tmp_path / "y.parquet"
     )
-    assert res.exit_code == 2 and "no customer has a transaction on or before 2001-01-01" in res.output
+    assert res.exit_code == 2 and "as_of 2001-01-01 is before the first transaction" in res.output
     assert not (tmp_path / "y.parquet").exists()
 
 
