@@ -34,6 +34,7 @@ __all__ = [
     "score",
     "score_tables",
     "score_input",
+    "previous_personas",
     "DRIVERS",
     "spec_versions",
 ]
@@ -323,10 +324,46 @@ def build_features(chain: Chain, tables: ValidatedData, as_of) -> FeatureSet:
     return fs
 
 
-def score_tables(chain: Chain, tables: ValidatedData, as_of, **options) -> pd.DataFrame:
-    """Features at ``as_of`` from validated tables, then :func:`score` (the whole chain)."""
+def score_tables(
+    chain: Chain, tables: ValidatedData, as_of, previous_days: int | None = None, **options
+) -> pd.DataFrame:
+    """Features at ``as_of`` from validated tables, then :func:`score` (the whole chain).
+
+    With ``previous_days``, the rows also carry each customer's persona that many days earlier
+    (:func:`previous_personas`).
+    """
     fs = build_features(chain, tables, as_of)
-    return score(chain, fs.frame, as_of, fs.btyd, **options)
+    out = score(chain, fs.frame, as_of, fs.btyd, **options)
+    if previous_days is not None:
+        out = previous_personas(chain, tables, out, as_of, previous_days)
+    return out
+
+
+def previous_personas(
+    chain: Chain, tables: ValidatedData, scored: pd.DataFrame, as_of, days: int
+) -> pd.DataFrame:
+    """``scored`` plus each customer's persona ``days`` before ``as_of`` (``previous_persona*``).
+
+    The persona comes from this chain's persona model, whose ids carry over retrains. Empty for
+    customers without a purchase by then, and for everyone when the data starts later.
+    """
+    task = next((t for t in chain.tasks if "previous_persona" in {c.name for c in t.outputs}), None)
+    if task is None:
+        return scored
+    out = scored.copy()
+    out["previous_persona_id"] = pd.array([pd.NA] * len(out), dtype="Int64")
+    out["previous_persona"] = pd.Series([None] * len(out), index=out.index, dtype=object)
+    before = pd.Timestamp(as_of).normalize() - pd.Timedelta(days=days)
+    if len(out) and before >= tables.transactions["timestamp"].min().normalize():
+        fs = build_feature_set(tables, before, chain.spec.features, chain.spec.vocabulary)
+        if len(fs.frame):
+            prev = task.predict(chain.models[task.name], fs.frame, chain.spec.tasks[task.name], fs.btyd)
+            ids = pd.Series(prev["persona_id"], index=fs.frame.index)
+            names = pd.Series(prev["persona"], index=fs.frame.index)
+            out["previous_persona_id"] = pd.array(ids.reindex(out["customer_id"]).to_numpy(), "Int64")
+            out["previous_persona"] = names.reindex(out["customer_id"]).to_numpy()
+    columns = [c for c in chain.schema.names if c in out.columns]
+    return out[columns]
 
 
 def score_input(
@@ -337,8 +374,10 @@ def score_input(
     Transactions in the data contract are validated, turned into features and scored; feature
     rows (``customer_id`` plus the models' features, optionally ``as_of``; e.g. built on Spark and
     scored with ``spark_udf``) are scored directly, in the input's row order, with
-    ``retention_rank`` only within the batch.
+    ``retention_rank`` only within the batch. ``previous_days`` (transactions only: earlier
+    features need the history) adds each customer's earlier persona, as ``predict`` does.
     """
+    previous_days = options.pop("previous_days", None)
     needed = {c for t in chain.tasks for c in chain.models[t.name].features_}
     if "amount" not in frame.columns and needed <= set(frame.columns):
         rows = frame.copy()
@@ -359,6 +398,6 @@ def score_input(
     data.transactions.date_format = None
     tables, _ = validate_tables(frame.copy(), data)
     when = (tables.transactions["timestamp"].max() if as_of is None else pd.Timestamp(as_of)).normalize()
-    out = score_tables(chain, tables, when, **options)
+    out = score_tables(chain, tables, when, previous_days, **options)
     chain.schema.validate(out)
     return out

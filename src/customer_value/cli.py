@@ -322,15 +322,17 @@ def _print_train_summary(cfg, result) -> None:
         typer.echo(_format_table(rows, ["model", *metrics], digits=4))
     p = result.personas
     cols = [
+        "persona_id",
         "persona",
         "customers",
         "churn_rate_actual",
         "predicted_clv_mean",
-        "net_value_mean",
-        "mean_nps",
+        "net_value_total",
+        "clv_to_cac",
+        "value_at_risk_share",
     ]
     rows = [
-        {c: (round(float(r[c]), 3) if isinstance(r[c], float) else r[c]) for c in cols}
+        {c: (round(float(r[c]), 3) if isinstance(r[c], float) else r[c]) for c in cols if c in r}
         for _, r in p.iterrows()
     ]
     typer.echo("\nPERSONAS:")

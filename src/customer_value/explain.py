@@ -2,14 +2,76 @@
 
 Contributions are exact TreeSHAP values from xgboost (``pred_contribs``, the same values as
 ``shap.TreeExplainer``) in the model's margin space: log-odds of churn, log of expected value.
+The tables and reason codes work on the contributions frame; :func:`explanation` hands the same
+numbers to the ``shap`` package as a ``shap.Explanation`` for its plots.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["global_importance", "persona_drivers", "top_drivers", "reason"]
+if TYPE_CHECKING:  # shap is imported where an Explanation is made (it imports slowly)
+    import shap
+
+__all__ = ["explanation", "global_importance", "persona_drivers", "top_drivers", "reason"]
+
+
+def explanation(contributions: pd.DataFrame, features: pd.DataFrame) -> shap.Explanation:
+    """The contributions as a ``shap.Explanation``, so that ``shap.plots.*`` draw them.
+
+    Parameters
+    ----------
+    contributions : DataFrame
+        One column per model feature plus ``bias``, indexed by customer_id (a model's
+        ``contributions``); a row sums to the model's raw margin.
+    features : DataFrame
+        The feature rows of (at least) the same customers, indexed by customer_id.
+
+    Returns
+    -------
+    shap.Explanation
+        ``values`` (customers × features, float64), ``base_values`` (the ``bias`` column),
+        ``data`` (the feature values, same rows and column order) and ``feature_names``. Rows
+        follow ``contributions.index``: ``explanation[i]`` is customer ``contributions.index[i]``.
+
+    Raises
+    ------
+    KeyError
+        When ``features`` lacks a customer or a feature column of ``contributions``.
+
+    Notes
+    -----
+    Customer ids are not stored as ``instance_names``: shap 0.51 relabels rows wrongly when an
+    Explanation is sliced with a boolean mask (the values are right, the names are not).
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"tenure_days": [0.5, -0.2], "bias": [-1.0, -1.0]}, index=["a", "b"])
+    >>> f = pd.DataFrame({"tenure_days": [30, 400]}, index=["a", "b"])
+    >>> e = explanation(c, f)
+    >>> e.values[:, 0].tolist(), e.base_values.tolist(), e.data[:, 0].tolist(), e.feature_names
+    ([0.5, -0.2], [-1.0, -1.0], [30.0, 400.0], ['tenure_days'])
+    """
+    import shap  # slow to import (numba, plotting): only where an Explanation is asked for
+
+    if "bias" not in contributions.columns:
+        raise KeyError("contributions need a 'bias' column (a model's `contributions` output)")
+    names = [c for c in contributions.columns if c != "bias"]
+    missing = contributions.index.difference(features.index)
+    if len(missing):
+        raise KeyError(
+            f"features lack {len(missing)} customer(s) of the contributions, e.g. {missing[0]!r}"
+        )
+    rows = features.loc[contributions.index, names]
+    return shap.Explanation(
+        values=contributions[names].to_numpy(dtype=np.float64),
+        base_values=contributions["bias"].to_numpy(dtype=np.float64),
+        data=rows.to_numpy(dtype=np.float64, na_value=np.nan),
+        feature_names=names,
+    )
 
 
 def global_importance(contributions: pd.DataFrame) -> pd.DataFrame:

@@ -1,17 +1,28 @@
 """Figures only: each function takes data and returns a matplotlib Figure; nothing is saved or shown.
 
 Figures are built with ``matplotlib.figure.Figure`` (no pyplot state, no backend switch at import).
+The SHAP figures are shap's own plots (``shap.plots.*``) of a ``shap.Explanation``
+(:func:`customer_value.explain.explanation`); those that draw only on pyplot's current figure get
+one that pyplot holds just while they draw (:func:`_pyplot_figure`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+if TYPE_CHECKING:  # shap is imported where a SHAP figure is drawn (it imports slowly)
+    import shap
+
 __all__ = [
     "importance_bar",
     "beeswarm",
+    "waterfall",
     "dependence",
     "reliability",
     "gain_chart",
@@ -38,53 +49,100 @@ def importance_bar(importance: pd.DataFrame, title: str, top: int = 15) -> Figur
     return fig
 
 
-def beeswarm(
-    contributions: pd.DataFrame, features: pd.DataFrame, title: str, top: int = 12, seed: int = 0
-) -> Figure:
-    """SHAP value per customer and feature, coloured by the feature's value (rank-scaled)."""
-    c = contributions.drop(columns=["bias"], errors="ignore")
-    order = c.abs().mean().sort_values(ascending=False).index[:top][::-1]
-    fig, ax = _fig(8, 0.38 * len(order) + 1.5)
-    rng = np.random.default_rng(seed)
-    for i, feat in enumerate(order):
-        x = c[feat].to_numpy()
-        v = features[feat].reindex(c.index).rank(pct=True).to_numpy()
-        y = i + rng.uniform(-0.3, 0.3, len(x))
-        sc = ax.scatter(
-            x,
-            y,
-            c=np.nan_to_num(v, nan=0.5),
-            cmap="coolwarm",
-            s=4,
-            alpha=0.6,
-            vmin=0,
-            vmax=1,
-            linewidths=0,
-        )
-    ax.set_yticks(range(len(order)), list(order))
-    ax.axvline(0, color="grey", lw=0.8)
+def beeswarm(explanation: shap.Explanation, title: str, top: int = 12) -> Figure:
+    """The beeswarm of shap: SHAP value per customer and feature, coloured by the feature's value.
+
+    Parameters
+    ----------
+    explanation : shap.Explanation
+        Many customers (e.g. a sample), as :func:`customer_value.explain.explanation` makes it.
+    title : str
+        The figure's title.
+    top : int
+        Features shown by mean |SHAP|; the rest are summed in one row.
+    """
+    import shap  # slow to import: only where a SHAP figure is drawn
+
+    rows = min(top, explanation.shape[1])
+    fig, ax = _fig(8, 0.4 * rows + 1.8)
+    # shap draws on the axes it is given: no pyplot figure, and our size (plot_size=None).
+    shap.plots.beeswarm(explanation, max_display=top, ax=ax, show=False, plot_size=None)
     ax.set_xlabel("SHAP value (margin scale)")
     ax.set_title(title)
-    fig.colorbar(sc, ax=ax, label="feature value (percentile)")
     return fig
 
 
-def dependence(contributions: pd.DataFrame, features: pd.DataFrame, feature: str, title: str) -> Figure:
-    """Feature value against its SHAP value."""
-    fig, ax = _fig(6, 4)
-    ax.scatter(
-        features[feature].reindex(contributions.index),
-        contributions[feature],
-        s=5,
-        alpha=0.5,
-        color="#3b6ea5",
-        linewidths=0,
-    )
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xlabel(feature)
+def waterfall(explanation: shap.Explanation, title: str, top: int = 10) -> Figure:
+    """The waterfall of shap for one customer: from the base value to their margin, one feature a bar.
+
+    Parameters
+    ----------
+    explanation : shap.Explanation
+        One customer (``explanation[i]``), in the model's margin space.
+    title : str
+        The figure's title (say whose prediction it is).
+    top : int
+        Features drawn one by one; the rest are summed in one bar.
+    """
+    import shap
+
+    with _pyplot_figure(layout=None) as fig:
+        shap.plots.waterfall(explanation, max_display=top, show=False)
+        _grow_to_fit(fig, title)
+    return fig
+
+
+def dependence(explanation: shap.Explanation, feature: str, title: str) -> Figure:
+    """The scatter of shap: one feature's value against its SHAP value, over its distribution."""
+    import shap
+
+    with _pyplot_figure(6, 4) as fig:
+        # ``scatter`` makes its axes current through pyplot, so it needs a pyplot figure too.
+        ax = fig.subplots()
+        shap.plots.scatter(explanation[:, feature], ax=ax, show=False, title=title)
     ax.set_ylabel(f"SHAP value of {feature}")
-    ax.set_title(title)
     return fig
+
+
+@contextmanager
+def _pyplot_figure(
+    width: float = 8.0, height: float = 6.0, layout: str | None = "constrained"
+) -> Iterator[Figure]:
+    """A figure that pyplot holds only while shap draws on it, then lets go of (never shown).
+
+    shap's waterfall draws on ``plt.gcf()``; this makes a fresh current figure, keeps interactive
+    mode off while shap draws (shap turns it off itself and would leave it off), and closes the
+    figure so that pyplot, a notebook or a later plot never sees it. The Figure stays usable.
+    """
+    import matplotlib.pyplot as plt
+
+    with plt.ioff():
+        fig = plt.figure(figsize=(width, height), dpi=100, layout=layout)
+        try:
+            yield fig
+        finally:
+            plt.close(fig)
+
+
+def _grow_to_fit(fig: Figure, title: str, pad: float = 0.1, title_room: float = 0.35) -> None:
+    """Fit the canvas to what is drawn, and add a title, without moving or resizing the axes.
+
+    shap's waterfall sizes its arrows and places its value labels for the axes it drew on, and
+    leaves its long "value = feature" labels outside the figure (it expects a tight bounding box
+    when saved): a layout engine would shrink the axes and spill the labels, so the canvas grows.
+    """
+    w, h = fig.get_size_inches()
+    box = fig.get_tightbbox(fig.canvas.get_renderer())  # inches
+    x0, y0 = box.x0 - pad, box.y0 - pad
+    new_w, new_h = box.width + 2 * pad, box.height + 2 * pad + title_room
+    # Read every position first: moving one axes moves its twins (shap's top and bottom labels).
+    boxes = [(ax, ax.get_position().bounds) for ax in fig.axes]
+    for ax, (left, bottom, width, height) in boxes:
+        ax.set_position(
+            [(left * w - x0) / new_w, (bottom * h - y0) / new_h, width * w / new_w, height * h / new_h]
+        )
+    fig.set_size_inches(new_w, new_h)
+    fig.suptitle(title, y=1 - pad / new_h, va="top")
 
 
 def reliability(curves: dict[str, pd.DataFrame], title: str) -> Figure:

@@ -73,6 +73,9 @@ def render_report(
     shap_tables: dict[str, pd.DataFrame],
     config: dict,
     sections: list[tuple[str, str]] = (),
+    migration: pd.DataFrame | None = None,
+    migration_title: str = "",
+    identity: pd.DataFrame | None = None,
 ) -> str:
     """The whole report as an HTML string.
 
@@ -100,25 +103,19 @@ def render_report(
     sections : list of (str, str)
         One section per model task: its name (the figures' prefix and the metrics' ``task``) and
         its heading.
+    migration : DataFrame, optional
+        :func:`customer_value.tasks.personas.migration_matrix` between two dates.
+    migration_title : str
+        The migration's heading (its dates).
+    identity : DataFrame, optional
+        The personas against the previous champion's (kept, renamed, appeared, vanished).
     """
 
     def figs(prefix: str) -> str:
         items = [(k, v) for k, v in figures.items() if k.startswith(prefix)]
         return '<div class="grid">' + "".join(_img(v, k) for k, v in items) + "</div>"
 
-    cards = []
-    for _, p in personas.iterrows():
-        nps = "" if pd.isna(p["mean_nps"]) else f"{p['mean_nps']:.1f}"
-        churn = f"{p['churn_rate_actual']:.0%} (predicted {p['churn_probability_mean']:.0%})"
-        value = f"{p['net_value_mean']:,.2f} each, {p['net_value_total']:,.0f} in total"
-        cards.append(
-            f'<div class="card"><h3>{_esc(p["persona"])}</h3>'
-            f'<div class="muted">{int(p["customers"]):,} customers ({p["share"]:.0%})</div>'
-            f"<p>churn rate {churn}<br>predicted CLV {p['predicted_clv_mean']:,.2f}<br>"
-            f"net value {value}<br>NPS {nps}</p>"
-            f'<div class="muted">churn drivers: {_esc(p.get("top_churn_drivers", ""))}</div>'
-            f'<div class="muted">CLV drivers: {_esc(p.get("top_clv_drivers", ""))}</div></div>'
-        )
+    cards = [_persona_card(p) for _, p in personas.iterrows()]
     facts = "".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
         for k, v in summary.items()
@@ -135,6 +132,8 @@ def render_report(
         '<section id="personas"><h2>Personas</h2>',
         f'<div class="cards">{"".join(cards)}</div>',
         figs("personas/"),
+        _migration_section(migration, migration_title),
+        _identity_section(identity),
         "</section>",
         *[
             part
@@ -162,3 +161,60 @@ def render_report(
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _money(v) -> str:
+    return "n/a" if pd.isna(v) else f"{v:,.0f}"
+
+
+def _persona_card(p: pd.Series) -> str:
+    """One persona: size, churn, and its value as benefits − costs."""
+    nps = "" if pd.isna(p["mean_nps"]) else f"{p['mean_nps']:.1f}"
+    churn = f"{p['churn_rate_actual']:.0%} (predicted {p['churn_probability_mean']:.0%})"
+    ratio = "n/a" if pd.isna(p.get("clv_to_cac")) else f"{p['clv_to_cac']:.1f}"
+    pid = f"#{int(p['persona_id'])} " if "persona_id" in p and pd.notna(p["persona_id"]) else ""
+    value = (
+        f"CLV {_money(p.get('predicted_clv_total'))} − cost to serve "
+        f"{_money(p.get('cost_to_serve_total'))} + referrals {_money(p.get('referral_value_total'))}"
+        f" − acquisition {_money(p.get('acquisition_cost_total'))} = "
+        f"<b>{_money(p['net_value_total'])}</b> ({p['net_value_mean']:,.2f} each)"
+    )
+    return (
+        f'<div class="card persona"><h3>{_esc(p["persona"])}</h3>'
+        f'<div class="muted">{pid}{int(p["customers"]):,} customers ({p["share"]:.0%})</div>'
+        f"<p>churn rate {churn}<br>predicted CLV {p['predicted_clv_mean']:,.2f} each<br>"
+        f"net value: {value}<br>CLV:CAC {ratio}<br>"
+        f"value at risk {_money(p.get('value_at_risk_total'))}"
+        f" ({p.get('value_at_risk_share', float('nan')):.0%} of the base's)<br>NPS {nps}</p>"
+        f'<div class="muted">churn drivers: {_esc(p.get("top_churn_drivers", ""))}</div>'
+        f'<div class="muted">CLV drivers: {_esc(p.get("top_clv_drivers", ""))}</div></div>'
+    )
+
+
+def _migration_section(migration: pd.DataFrame | None, title: str) -> str:
+    if migration is None or migration.empty:
+        return ""
+    moved = migration[migration["from_id"].isna() | (migration["from_id"] != migration["to_id"])]
+    stayed = int(migration.loc[migration["from_id"] == migration["to_id"], "customers"].sum())
+    total = int(migration["customers"].sum())
+    top = moved.head(12)[
+        ["from_persona", "to_persona", "customers", "share_of_from", "predicted_clv", "value_at_risk"]
+    ]
+    return (
+        f'<div id="migration"><h3>{html.escape(title or "Migration")}</h3>'
+        f'<p class="muted">{stayed:,} of {total:,} customers stayed in their persona; the largest '
+        "moves, with the CLV and value at risk they carry now:</p>"
+        f"{_table(top, 2)}</div>"
+    )
+
+
+def _identity_section(identity: pd.DataFrame | None) -> str:
+    if identity is None or identity.empty:
+        return ""
+    return (
+        '<div id="identity"><h3>Against the previous champion\'s personas</h3>'
+        '<p class="muted">Matched one to one by centroid distance in the champion\'s own space '
+        "(a match must fall inside the champion persona's region); a persona keeps its id, and "
+        "its name while the name's claims still hold. Jaccard: the overlap of their members.</p>"
+        f"{_table(identity, 2)}</div>"
+    )

@@ -41,9 +41,14 @@ def expected():
 def test_saved_chain_scores_exactly_the_saved_predictions(chain, expected):
     got = score_tables(chain, tables(), AS_OF, reasons="exact")
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
-    assert list(got.columns) == prediction_schema().names
+    optional = {"previous_persona_id", "previous_persona"}  # only when asked for (predict does)
+    assert list(got.columns) == [c for c in prediction_schema().names if c not in optional]
     chain.schema.validate(got)
     assert set(got["churn_model_version"]) == {"7"} and set(got["persona_model_version"]) == {"9"}
+    with_previous = score_tables(chain, tables(), AS_OF, previous_days=90, reasons="exact")
+    assert list(with_previous.columns) == prediction_schema().names
+    chain.schema.validate(with_previous)
+    pd.testing.assert_frame_equal(with_previous.drop(columns=list(optional)), got)
 
 
 def test_chunks_and_reasons_do_not_change_the_numbers(chain, expected):

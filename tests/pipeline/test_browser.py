@@ -237,3 +237,41 @@ def test_report_renders_every_section_and_chart_offline(browser, trained_store):
     assert all(u.startswith(("file:", "data:")) for u in requests), requests
     page.screenshot(path=str(SHOTS / "report_full.png"), full_page=True)
     page.close()
+
+
+def test_report_persona_section_shows_value_migration_and_identity(browser, trained_store):
+    """Persona cards carry value as benefits − costs; migration and identity tables are there."""
+    cfg, first, second = trained_store
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    import mlflow
+
+    client = mlflow.MlflowClient(cfg.tracking.tracking_uri)
+    path = Path(client.download_artifacts(second.run_id, "report/report.html"))
+    page = _page(browser)
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    section = page.locator("section#personas")
+    cards = section.locator(".card.persona")
+    names = sorted(second.personas["persona"])
+    assert sorted(cards.nth(i).locator("h3").inner_text() for i in range(cards.count())) == names
+    for i in range(cards.count()):
+        text = cards.nth(i).inner_text()
+        for needle in (
+            "net value: CLV",
+            "cost to serve",
+            "referrals",
+            "acquisition",
+            "CLV:CAC",
+            "value at risk",
+            "churn rate",
+        ):
+            assert needle in text, (needle, text)
+    # The migration between the last two snapshots, with its customers and value.
+    migration = section.locator("#migration")
+    assert migration.locator("h3").inner_text().startswith("Migration from ")
+    assert migration.locator("table tr").count() >= 2
+    # The second training ran on the same data: every persona kept its id and name.
+    identity = section.locator("#identity table").inner_text()
+    assert "kept" in identity and "appeared" not in identity and "vanished" not in identity
+    section.screenshot(path=str(SHOTS / "report_personas.png"))
+    page.close()

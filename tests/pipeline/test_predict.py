@@ -12,7 +12,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from customer_value import tracking
-from customer_value.chain import prediction_schema
+from customer_value.chain import prediction_schema, score_tables
 from customer_value.cli import app
 from customer_value.config import load_config
 from customer_value.pipelines.data import load_data
@@ -52,6 +52,20 @@ def test_schema_rows_ranges_reasons_and_ranks(trained_store, tmp_path):
     assert set(disk["churn_model_version"]) == {"1"} and disk["churn_run_id"].str.len().eq(32).all()
     assert set(disk["persona"]) <= set(chain.models["personas"].names_)
     pd.testing.assert_frame_equal(frame, disk)
+    # Persona ids and names agree; the previous persona is the chain's own migration_days earlier.
+    pm = chain.models["personas"]
+    names = dict(zip(pm.persona_ids, pm.names_, strict=True))
+    assert (disk["persona"] == disk["persona_id"].map(names)).all()
+    before = disk["as_of"].iloc[0] - pd.Timedelta(days=cfg.personas.migration_days)
+    earlier = score_tables(chain, load_data(cfg).data, before, reasons="none").set_index("customer_id")
+    prev = disk.set_index("customer_id")
+    known = prev["previous_persona_id"].notna()
+    assert known.mean() > 0.5 and set(prev.index[known]) == set(earlier.index)
+    assert (
+        prev.loc[known, "previous_persona_id"] == earlier["persona_id"].reindex(prev.index[known])
+    ).all()
+    assert (prev.loc[known, "previous_persona"] == earlier["persona"].reindex(prev.index[known])).all()
+    assert prev.loc[~known, "previous_persona"].isna().all()
 
 
 def test_rerun_is_byte_identical_and_csv_and_sqlite_outputs(trained_store, tmp_path):

@@ -59,6 +59,12 @@ def test_spark_engine_predictions_equal_predict(trained_store, spark, tmp_path):
         assert np.allclose(scored[col], ours[col], rtol=1e-9, atol=1e-9), col
     assert (scored["retention_rank"] == ours["retention_rank"]).all()
     assert (scored["persona"] == ours["persona"]).all()
+    # The persona migration_days earlier: built and labelled on Spark, equal to pandas'.
+    assert ours["previous_persona_id"].notna().any()
+    pd.testing.assert_series_equal(
+        scored["previous_persona_id"].astype("Int64"), ours["previous_persona_id"].astype("Int64")
+    )
+    assert scored["previous_persona"].fillna("-").equals(ours["previous_persona"].fillna("-"))
     assert (scored["churn_driver_1_reason"] == ours["churn_driver_1_reason"]).all()
     # A second publish to the same folder replaces it whole (staged, then swapped in).
     run_predict(on_spark, None, "champion", str(out), progress_bar=False)

@@ -2,10 +2,12 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.metrics import adjusted_rand_score, roc_auc_score
 
 from conftest import training_set
 from customer_value import tasks, tracking
+from customer_value.errors import UserError
 from customer_value.pipelines.data import load_data
 from customer_value.pipelines.gate import champion_gate
 from customer_value.pipelines.train import task_data
@@ -66,6 +68,7 @@ def test_store_holds_runs_metrics_artifacts_and_models(trained_store):
         "data/feature_catalog.csv",
         "data/validation_report.csv",
         "value/persona_value.csv",
+        "personas/migration.csv",
         "shap/churn_beeswarm.png",
         "shap/clv_importance.png",
         "shap/churn_persona_drivers.csv",
@@ -87,6 +90,10 @@ def test_same_seed_reproduces_metrics_and_keeps_the_champion(trained_store):
     cfg, first, second = trained_store
     pd.testing.assert_frame_equal(first.metrics, second.metrics)
     pd.testing.assert_frame_equal(first.personas, second.personas)
+    # The second training matched its personas to the champion's: every one kept id and name.
+    ident = second.chain.models["personas"].identity_
+    assert ident["status"].eq("kept").all() and (ident["persona_id"] == ident["previous_id"]).all()
+    assert first.chain.models["personas"].identity_ is None  # nothing to inherit from
     client = _client(cfg)
     for key, name in tracking.model_names().items():
         if key == "pipeline":
@@ -198,7 +205,33 @@ def test_run_report_is_self_contained_with_every_section(trained_store):
         assert section in page, section
     assert page.count("data:image/png;base64,") >= 10
     assert 'src="http' not in page and 'href="http' not in page  # readable offline
-    assert first.run_id in page and 'class="card"' in page
+    assert first.run_id in page and 'class="card persona"' in page
     # The local copy is the latest training run's report (any later test may have replaced it).
     local = cfg.tracking.report_path.read_text(encoding="utf-8")
     assert local.startswith("<!doctype html>") and 'id="shap"' in local
+
+
+def test_migration_matrix_in_the_run_and_from_the_review_api(trained_store):
+    """The run's migration artifact and ``run.migration()`` both count every customer once."""
+    from customer_value.pipelines.review import load_run
+
+    cfg, first, _ = trained_store
+    run = load_run(cfg, first.run_id)
+    logged = run.table("personas/migration.csv")
+    assert logged["customers"].sum() == first.personas["customers"].sum()  # the reference rows
+    after = run.as_of
+    before = after - pd.Timedelta(days=30)
+    m = run.migration(before, after)
+    now = run.predictions(after).set_index("customer_id")
+    then = run.predictions(before).set_index("customer_id")
+    assert m["customers"].sum() == len(now)
+    # Every flow's counts and value agree with the two scorings.
+    for r in m.head(5).itertuples():
+        src = then["persona_id"].reindex(now.index)
+        mask = (now["persona_id"] == r.to_id) & (
+            src.isna() if pd.isna(r.from_id) else (src == r.from_id)
+        )
+        assert mask.sum() == r.customers
+        assert np.isclose(now.loc[mask, "value_at_risk"].sum(), r.value_at_risk)
+    with pytest.raises(UserError, match="earlier"):
+        run.migration(after, before)

@@ -85,6 +85,7 @@ class PandasEngine:
             chain,
             loaded.tables,
             when,
+            previous_days=config.personas.migration_days,
             reasons=config.predict.reasons,
             exact_share=config.predict.exact_share,
             chunk_size=config.predict.chunk_size,

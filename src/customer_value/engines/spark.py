@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 
 from customer_value import tracking
@@ -320,6 +321,48 @@ def spark_features_to_pandas(sdf) -> pd.DataFrame:
     return pdf
 
 
+PREVIOUS = ("previous_persona_id", "previous_persona")
+
+
+def previous_personas_spark(spark, tables, chain, scored, as_of, days: int, buckets: int):
+    """``scored`` with each customer's persona ``days`` before ``as_of`` (like pandas' predict).
+
+    Features at the earlier date are built on Spark and labelled by the chain's persona model in
+    ``mapInPandas`` (only the persona model: the earlier date needs no churn, CLV or reasons).
+    """
+    from pyspark.sql import functions as F
+
+    task = next((t for t in chain.tasks if "previous_persona" in {c.name for c in t.outputs}), None)
+    if task is None:
+        return scored
+    before = pd.Timestamp(as_of).normalize() - pd.Timedelta(days=days)
+    first = tables["transactions"].agg(F.min("timestamp")).first()[0]
+    if first is None or before < pd.Timestamp(first).normalize():
+        return scored.withColumn("previous_persona_id", F.lit(None).cast("long")).withColumn(
+            "previous_persona", F.lit(None).cast("string")
+        )
+    feats, _, _ = build_features_spark(
+        spark, tables, before, chain.spec.features, chain.spec.vocabulary, buckets=buckets
+    )
+    model = chain.models[task.name]
+    cols = list(model.features_)
+
+    def label(batches):
+        for pdf in batches:
+            labels = model.predict(pdf[cols])
+            yield pd.DataFrame(
+                {
+                    "customer_id": pdf["customer_id"].astype(str),
+                    "previous_persona_id": np.asarray(model.persona_ids, dtype=np.int64)[labels],
+                    "previous_persona": np.asarray(model.names_, dtype=object)[labels],
+                }
+            )
+
+    ddl = "customer_id string, previous_persona_id long, previous_persona string"
+    prev = feats.select("customer_id", *cols).mapInPandas(label, ddl)
+    return scored.join(prev, "customer_id", "left")
+
+
 def score_spark(spark, features, model_uri: str, as_of, tracking_uri: str, schema):
     """Score a Spark feature table with the registered pyfunc chain through ``spark_udf``.
 
@@ -331,8 +374,12 @@ def score_spark(spark, features, model_uri: str, as_of, tracking_uri: str, schem
     from pyspark.sql import functions as F
     from pyspark.sql.types import StructType
 
+    # The pyfunc scores feature rows, which have no history for the previous persona.
     udf = tracking.spark_udf(
-        spark, model_uri, StructType.fromDDL(schema.spark_ddl(exclude=("as_of",))), tracking_uri
+        spark,
+        model_uri,
+        StructType.fromDDL(schema.spark_ddl(exclude=("as_of", *PREVIOUS))),
+        tracking_uri,
     )
     date = pd.Timestamp(as_of).strftime("%Y-%m-%d")
     inp = features.withColumn("as_of", F.lit(date))
@@ -341,7 +388,7 @@ def score_spark(spark, features, model_uri: str, as_of, tracking_uri: str, schem
     scored = scored.withColumn("retention_rank", F.row_number().over(rank).cast("long")).withColumn(
         "as_of", F.to_timestamp(F.lit(date))
     )
-    return scored.select(*schema.names)
+    return scored.select(*[c for c in schema.names if c not in PREVIOUS])
 
 
 def labels_spark(
@@ -515,7 +562,12 @@ class SparkEngine:
             buckets=self.spark.buckets,
         )
         uri = f"models:/{tracking.model_names(self.tracking.model_prefix)[tracking.PIPELINE]}@{alias}"
-        return score_spark(spark, feats, uri, when, self.tracking.tracking_uri, chain.schema)
+        scored = score_spark(spark, feats, uri, when, self.tracking.tracking_uri, chain.schema)
+        days = config.personas.migration_days
+        scored = previous_personas_spark(
+            spark, loaded.tables, chain, scored, when, days, self.spark.buckets
+        )
+        return scored.select(*chain.schema.names)
 
     def publish(self, scored, sink, schema):
         from customer_value.engines.sinks import FileSink, publish_spark

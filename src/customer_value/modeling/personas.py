@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import linear_sum_assignment
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
@@ -23,6 +24,8 @@ from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, RobustScaler
 from sklearn.utils.validation import check_is_fitted
+
+from customer_value.modeling.persona_names import name_personas
 
 __all__ = ["PersonaModel", "name_personas", "SKEWED_FEATURES"]
 
@@ -54,6 +57,18 @@ SKEWED_FEATURES = frozenset(
     }
 )
 
+
+#: Traits the names speak of (:mod:`customer_value.modeling.persona_names`): always profiled.
+NAMED_FEATURES = (
+    "frequency_per_year",
+    "revenue_per_year",
+    "monetary_mean",
+    "days_since_last_purchase",
+    "tenure_days",
+    "distinct_categories",
+    "discount_share",
+    "return_rate",
+)
 
 #: Features summarised by their mean (not median) in profiles: mostly zero, sometimes large.
 SHARE_FEATURES = frozenset({"discount_share", "return_rate", "weekend_share"})
@@ -146,6 +161,11 @@ class PersonaModel(BaseEstimator, ClusterMixin):
         Bootstrap refits per k for the stability ARI.
     min_share : float
         Smallest allowed persona share.
+    k_tolerance, min_stability : float
+        k is the largest eligible k scoring within ``k_tolerance`` of the best score with a
+        stability of at least ``min_stability`` (the best-scoring k when none qualifies).
+    retrain_tolerance : float
+        With a previous model, its k is kept while it scores within this of the best k.
     random_state : int
 
     Attributes
@@ -169,6 +189,9 @@ class PersonaModel(BaseEstimator, ClusterMixin):
         silhouette_sample=4000,
         stability_bootstraps=4,
         min_share=0.03,
+        k_tolerance=0.0,
+        min_stability=0.0,
+        retrain_tolerance=0.25,
         random_state=0,
     ):
         self.features = features
@@ -178,15 +201,28 @@ class PersonaModel(BaseEstimator, ClusterMixin):
         self.silhouette_sample = silhouette_sample
         self.stability_bootstraps = stability_bootstraps
         self.min_share = min_share
+        self.k_tolerance = k_tolerance
+        self.min_stability = min_stability
+        self.retrain_tolerance = retrain_tolerance
         self.random_state = random_state
 
-    def _clusterer(self, k: int, seed: int):
+    def _clusterer(self, k: int, seed: int, init: np.ndarray | None = None):
         if self.algorithm == "gmm":
+            if init is not None:
+                return GaussianMixture(
+                    n_components=k, covariance_type="full", random_state=seed, means_init=init
+                )
             return GaussianMixture(n_components=k, covariance_type="full", random_state=seed, n_init=2)
+        if init is not None:
+            return KMeans(n_clusters=k, init=init, n_init=1, random_state=seed)
         return KMeans(n_clusters=k, n_init=4, random_state=seed)
 
-    def fit(self, X: pd.DataFrame, y=None):
-        """Choose k, fit the clusterer, and name the personas."""
+    def fit(self, X: pd.DataFrame, y=None, previous: PersonaModel | None = None):
+        """Choose k, fit the clusterer, and name the personas.
+
+        With ``previous`` (the champion's persona model), personas are matched to its personas
+        and keep their ids and names while they are the same group (see :meth:`_align`).
+        """
         features = list(self.features or X.columns)
         missing = [f for f in features if f not in X.columns]
         if missing:
@@ -194,6 +230,62 @@ class PersonaModel(BaseEstimator, ClusterMixin):
         self.features_ = features
         self.preprocessor_ = _preprocessor(features).fit(X[features])
         Z = self.preprocessor_.transform(X[features])
+        n = len(Z)
+        sel, fitted = self._select_k(Z)
+        self.k_ = choose_k(sel, self.k_tolerance, self.min_stability)
+        self.clusterer_ = fitted[self.k_]
+        if previous is not None:
+            self.k_, self.clusterer_ = self._inherit_k(previous, X, Z, sel, fitted)
+        self.selection_ = sel
+        labels = self.clusterer_.predict(Z)
+        # The profile (and so the names) also reads the named traits the clustering leaves out.
+        described = features + [c for c in NAMED_FEATURES if c in X.columns and c not in features]
+        grouped = X[described].assign(_label=labels).groupby("_label")
+        # Shares are mostly zero for most customers: their medians say nothing, their means do.
+        shares = [f for f in described if f in SHARE_FEATURES]
+        profile = grouped.median().reindex(range(self.k_))
+        profile[shares] = grouped[shares].mean().reindex(range(self.k_))
+        profile["share"] = np.bincount(labels, minlength=self.k_) / n
+        self.overall_ = X[described].median()
+        self.overall_[shares] = X[shares].mean()
+        q = X[described].quantile([0.1, 0.9])
+        self.spread_ = q.loc[0.9] - q.loc[0.1]
+        self.ids_ = list(range(1, self.k_ + 1))
+        self.next_id_ = self.k_ + 1
+        self.identity_ = None
+        self._name(profile)
+        if previous is not None:
+            self._align(previous, X)
+        return self
+
+    def _inherit_k(self, previous: PersonaModel, X: pd.DataFrame, Z: np.ndarray, sel, fitted):
+        """Keep the champion's k, started from its personas, unless the data clearly changed.
+
+        The champion's k stays while it is eligible and scores within ``retrain_tolerance`` of
+        the best k: on the simulated base the score of one k moves by up to 0.22 between two
+        trainings a month apart (bootstrap noise), more than it differs between k, so a
+        re-chosen k would reshuffle personas for nothing. The clusterer is then started from the
+        champion's personas (the centroids of its members in this model's space) and kept when
+        its objective is within 1 % of the fresh fit's: the same local optimum, found again.
+        """
+        k = previous.k_
+        row = sel[sel["k"] == k]
+        best = sel.loc[sel["eligible"] | ~sel["eligible"].any(), "score"].max()
+        if row.empty or not bool(row["eligible"].iloc[0]):
+            return self.k_, self.clusterer_
+        if float(row["score"].iloc[0]) < best - self.retrain_tolerance:
+            return self.k_, self.clusterer_
+        old = previous.predict(X)
+        centres = np.vstack([Z[old == j].mean(axis=0) for j in range(k) if (old == j).any()])
+        cold = fitted[k]
+        if len(centres) != k:  # a champion persona has no member here: no warm start
+            return k, cold
+        warm = self._clusterer(k, self.random_state, init=centres).fit(Z)
+        w, c = _objective(warm, Z), _objective(cold, Z)
+        return k, (warm if w <= c + 0.01 * abs(c) else cold)
+
+    def _select_k(self, Z: np.ndarray) -> tuple[pd.DataFrame, dict]:
+        """Per k: silhouette, bootstrap stability (ARI), smallest share, eligibility, score."""
         rng = np.random.default_rng(self.random_state)
         n = len(Z)
         sample = rng.choice(n, size=min(self.silhouette_sample, n), replace=False)
@@ -208,35 +300,77 @@ class PersonaModel(BaseEstimator, ClusterMixin):
                 boot = rng.choice(n, size=n, replace=True)
                 refit = self._clusterer(k, self.random_state + 1 + b).fit(Z[boot])
                 aris.append(adjusted_rand_score(labels[sample], refit.predict(Z[sample])))
-            eligible = shares.min() >= self.min_share
             rows.append(
                 {
                     "k": k,
                     "silhouette": float(sil),
                     "stability_ari": float(np.mean(aris)),
                     "min_share": float(shares.min()),
-                    "eligible": bool(eligible),
+                    "eligible": bool(shares.min() >= self.min_share),
                 }
             )
             fitted[k] = model
         sel = pd.DataFrame(rows)
         sel["score"] = sel["silhouette"] + sel["stability_ari"]
-        pool = sel[sel["eligible"]] if sel["eligible"].any() else sel
-        self.k_ = int(pool.sort_values(["score", "k"], ascending=[False, True]).iloc[0]["k"])
-        self.selection_ = sel
-        self.clusterer_ = fitted[self.k_]
-        labels = self.clusterer_.predict(Z)
-        grouped = X[features].assign(_label=labels).groupby("_label")
-        # Shares are mostly zero for most customers: their medians say nothing, their means do.
-        shares = [f for f in features if f in SHARE_FEATURES]
-        self.profile_ = grouped.median().reindex(range(self.k_))
-        self.profile_[shares] = grouped[shares].mean().reindex(range(self.k_))
-        self.profile_["share"] = np.bincount(labels, minlength=self.k_) / n
-        self.overall_ = X[features].median()
-        self.overall_[shares] = X[shares].mean()
-        self.names_ = name_personas(self.profile_, self.overall_)
-        self.profile_.insert(0, "persona", self.names_)
-        return self
+        return sel, fitted
+
+    def _name(self, profile: pd.DataFrame, keep: dict | None = None) -> None:
+        profile = profile.drop(columns=["persona", "persona_id"], errors="ignore")
+        self.names_ = name_personas(profile, self.overall_, self.spread_, keep)
+        profile.insert(0, "persona", self.names_)
+        profile.insert(0, "persona_id", self.ids_)
+        self.profile_ = profile
+
+    def _align(self, previous: PersonaModel, X: pd.DataFrame) -> None:
+        """Carry persona ids (and names, while they stay true) over from ``previous``.
+
+        The shared space is the previous model's own (its preprocessing of ``X``). There, each
+        new persona's centroid (the mean of its members) is matched one to one to the previous
+        centroids by the Hungarian algorithm on Euclidean distance. A pair is the same group only
+        when the new centroid lies within half the distance from the old centroid to its nearest
+        old neighbour, i.e. inside the old persona's own region, nearer to it than to any other.
+        Matched personas keep the old id, and the old name while every claim of it holds for the
+        new profile; new groups get fresh ids (never reused). ``identity_`` lists every persona as
+        kept, renamed, appeared or vanished, with the overlap of members (Jaccard index).
+        """
+        new = self.predict(X)
+        Zp = previous.preprocessor_.transform(X[previous.features_])
+        old_centres = _centres(previous.clusterer_)
+        new_centres = np.vstack(
+            [
+                Zp[new == j].mean(axis=0) if (new == j).any() else np.full(Zp.shape[1], np.inf)
+                for j in range(self.k_)
+            ]
+        )
+        dist = np.sqrt(((new_centres[:, None, :] - old_centres[None, :, :]) ** 2).sum(axis=2))
+        gaps = np.sqrt(((old_centres[:, None, :] - old_centres[None, :, :]) ** 2).sum(axis=2))
+        np.fill_diagonal(gaps, np.inf)
+        radius = gaps.min(axis=1) / 2
+        rows, cols = linear_sum_assignment(np.where(np.isfinite(dist), dist, 1e12))
+        matched = {r: c for r, c in zip(rows, cols, strict=True) if dist[r, c] < radius[c]}
+        old_list = previous.persona_ids
+        old_names = dict(zip(old_list, previous.names_, strict=True))
+        next_id = max(getattr(previous, "next_id_", 0), max(old_list) + 1)
+        ids = []
+        for label in range(self.k_):
+            if label in matched:
+                ids.append(old_list[matched[label]])
+            else:
+                ids.append(next_id)
+                next_id += 1
+        self.ids_, self.next_id_ = ids, next_id
+        self._name(self.profile_, {label: old_names[old_list[c]] for label, c in matched.items()})
+        jaccard = _jaccard(new, previous.predict(X), self.k_, len(old_list))
+        self.identity_ = _identity_table(self, old_names, old_list, matched, jaccard, dist)
+
+    @property
+    def persona_ids(self) -> list[int]:
+        """Persona id per cluster label (models saved before ids existed: label + 1)."""
+        return list(getattr(self, "ids_", range(1, self.k_ + 1)))
+
+    def predict_ids(self, X: pd.DataFrame) -> np.ndarray:
+        """Persona id per row."""
+        return np.asarray(self.persona_ids, dtype=np.int64)[self.predict(X)]
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Cluster label per row."""
@@ -258,98 +392,76 @@ class PersonaModel(BaseEstimator, ClusterMixin):
         return float(silhouette_score(Z[idx], labels[idx])) if len(set(labels[idx])) > 1 else -1.0
 
 
-# Naming ---------------------------------------------------------------------------------------
+def _centres(clusterer) -> np.ndarray:
+    """The cluster centres of a fitted KMeans or Gaussian mixture, in its input space."""
+    if hasattr(clusterer, "cluster_centers_"):
+        return np.asarray(clusterer.cluster_centers_)
+    return np.asarray(clusterer.means_)
 
 
-def _ratio(profile: pd.DataFrame, overall: pd.Series, col: str) -> pd.Series:
-    if col not in profile.columns:
-        return pd.Series(1.0, index=profile.index)
-    base = overall.get(col, np.nan)
-    if not np.isfinite(base) or base == 0:
-        base = max(float(profile[col].abs().mean()), 1e-9)
-    return profile[col] / base
+def _jaccard(new: np.ndarray, old: np.ndarray, k_new: int, k_old: int) -> np.ndarray:
+    """Jaccard index of members between every new and old persona (same customers, labels)."""
+    both = np.zeros((k_new, k_old))
+    np.add.at(both, (new, old), 1)
+    sizes_new, sizes_old = both.sum(axis=1), both.sum(axis=0)
+    return both / np.maximum(sizes_new[:, None] + sizes_old[None, :] - both, 1)
 
 
-def name_personas(profile: pd.DataFrame, overall: pd.Series) -> list[str]:
-    """Readable, unique names from cluster profiles relative to the whole base.
+def _objective(model, Z: np.ndarray) -> float:
+    """What the clusterer minimises: KMeans inertia, or the mixture's negative log-likelihood."""
+    if hasattr(model, "inertia_"):
+        return float(model.inertia_)
+    return -float(model.score(Z)) * len(Z)
 
-    ``profile`` holds per-cluster medians (shares: means), ``overall`` the base's. Each archetype has
-    a strength per cluster; a strength of at least 1 means the rule is met:
 
-    ============================  ==========================================================
-    name                          rule (ratios to the base)
-    ============================  ==========================================================
-    New                           tenure ≤ 0.5
-    Champions                     revenue/year ≥ 2, frequency ≥ 1.5, days since last ≤ 1
-    Loyal regulars                frequency ≥ 1 and days since last purchase ≤ 1
-    Big-ticket occasionals        order value ≥ 1.5 and frequency ≤ 1
-    Bargain hunters               discount share ≥ 1.5
-    Serial returners              return rate ≥ 2
-    At risk                       revenue/year ≥ 1 and days since last purchase ≥ 1.5
-    Hibernating                   days since last purchase ≥ 1.5
-    ============================  ==========================================================
+def choose_k(selection: pd.DataFrame, tolerance: float = 0.0, min_stability: float = 0.0) -> int:
+    """The number of personas from the per-k table of :meth:`PersonaModel._select_k`.
 
-    (strength = the smallest of a rule's ratios to its threshold). Rules are taken in the order of
-    the table; each name goes to the not yet named cluster that meets it most strongly. Clusters
-    left over are "Occasional buyers", then "Occasional buyers, <strongest trait>".
+    Among eligible k (smallest persona at least ``min_share``; all k when none is), the largest k
+    whose score is within ``tolerance`` of the best and whose stability is at least
+    ``min_stability``; the best-scoring k (smallest on ties) when none qualifies. Silhouette
+    favours few, coarse clusters, and the score is nearly flat in k on customer data, so the
+    tolerance buys finer personas at no measurable cost in separation or stability.
+
+    Examples
+    --------
+    >>> sel = pd.DataFrame({"k": [3, 4, 5, 6], "score": [1.30, 1.29, 1.25, 1.285],
+    ...                     "stability_ari": [0.99, 0.95, 0.97, 0.93], "eligible": True})
+    >>> choose_k(sel), choose_k(sel, 0.02, 0.9), choose_k(sel, 0.02, 0.94)
+    (3, 6, 4)
     """
-    r = {
-        col: _ratio(profile, overall, col)
-        for col in (
-            "revenue_per_year",
-            "frequency_per_year",
-            "days_since_last_purchase",
-            "tenure_days",
-            "monetary_mean",
-            "discount_share",
-            "return_rate",
-        )
-    }
-    value, freq, lapsed = r["revenue_per_year"], r["frequency_per_year"], r["days_since_last_purchase"]
-    tiny = 1e-9
-    strength = pd.DataFrame(
-        {
-            "New": 0.5 / r["tenure_days"].clip(lower=tiny),
-            "Champions": pd.concat([value / 2, freq / 1.5, 1 / lapsed.clip(lower=tiny)], axis=1).min(
-                axis=1
-            ),
-            "Loyal regulars": pd.concat([freq, 1 / lapsed.clip(lower=tiny)], axis=1).min(axis=1),
-            "Big-ticket occasionals": pd.concat(
-                [r["monetary_mean"] / 1.5, 1 / freq.clip(lower=tiny)], axis=1
-            ).min(axis=1),
-            "Bargain hunters": r["discount_share"] / 1.5,
-            "Serial returners": r["return_rate"] / 2,
-            "At risk": pd.concat([value, lapsed / 1.5], axis=1).min(axis=1),
-            "Hibernating": lapsed / 1.5,
-        },
-        index=profile.index,
-    )
-    names: dict = {}
-    # In rule order (most specific first), the unnamed cluster that meets the rule most strongly
-    # takes the name.
-    for name in strength.columns:
-        cand = strength[name].drop(index=list(names), errors="ignore")
-        cand = cand[cand >= 1]
-        if not cand.empty:
-            names[cand.idxmax()] = name
-    traits = pd.DataFrame(
-        {
-            "high spend": value,
-            "frequent": freq,
-            "big baskets": r["monetary_mean"],
-            "discount-driven": r["discount_share"],
-            "returns a lot": r["return_rate"],
-            "lapsed": lapsed,
-        }
-    )
-    for label in profile.index:
-        if label in names:
-            continue
-        name = "Occasional buyers"
-        if name in names.values():
-            name = f"Occasional buyers, {traits.loc[label].idxmax()}"
-            i = 2
-            while name in names.values():
-                name, i = f"Occasional buyers, {traits.loc[label].idxmax()} {i}", i + 1
-        names[label] = name
-    return [names[label] for label in profile.index]
+    pool = selection[selection["eligible"]] if selection["eligible"].any() else selection
+    best = pool.sort_values(["score", "k"], ascending=[False, True]).iloc[0]
+    near = pool[(pool["score"] >= best["score"] - tolerance) & (pool["stability_ari"] >= min_stability)]
+    return int(near["k"].max()) if len(near) else int(best["k"])
+
+
+def _identity_table(
+    model, old_names: dict, old_list: list, matched: dict, jaccard, dist
+) -> pd.DataFrame:
+    """One row per persona of either model: kept, renamed, appeared or vanished."""
+    rows = []
+    for label in range(model.k_):
+        pid, name = model.ids_[label], model.names_[label]
+        if label in matched:
+            c = matched[label]
+            old = old_names[old_list[c]]
+            status = "kept" if old == name else "renamed"
+            rows.append((pid, name, old_list[c], old, dist[label, c], jaccard[label, c], status))
+        else:
+            rows.append((pid, name, None, None, dist[label].min(), jaccard[label].max(), "appeared"))
+    for c, pid in enumerate(old_list):
+        if c not in matched.values():
+            rows.append(
+                (None, None, pid, old_names[pid], dist[:, c].min(), jaccard[:, c].max(), "vanished")
+            )
+    cols = [
+        "persona_id",
+        "persona",
+        "previous_id",
+        "previous_persona",
+        "centroid_distance",
+        "jaccard",
+        "status",
+    ]
+    return pd.DataFrame(rows, columns=cols).astype({"persona_id": "Int64", "previous_id": "Int64"})

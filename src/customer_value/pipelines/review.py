@@ -2,11 +2,15 @@
 
 A reviewer starts from the latest run instead of from scratch::
 
+    import shap
     from customer_value.pipelines.review import latest_run
     run = latest_run("configs/default.yaml")
     run.metrics["churn_roc_auc"], run.table("personas/persona_profiles.csv")
     features = run.features()              # point-in-time features at the run's as_of
-    run.explain(features.loc[[42, 7]])     # exact SHAP per customer, churn and CLV
+    shap_values = run.explain(features.loc[["C000042", "C000007"]])  # shap.Explanation per task
+    shap.plots.waterfall(shap_values["churn"][0])                    # why C000042 is at risk
+    run.contributions(features.loc[["C000042"]])  # the same SHAP values as frames (+ ``bias``)
+    run.migration()                        # who moved between personas, and their value
 
 Everything is read from the configured tracking store; models come from the run's own artifacts
 in that store, never from a path found in the data.
@@ -28,6 +32,7 @@ from customer_value.errors import UserError
 from customer_value.features.build import FeatureSet, build_feature_set
 from customer_value.pipelines.data import load_data
 from customer_value.pipelines.predict import chain_from_run
+from customer_value.tasks.personas import migration_matrix
 
 __all__ = ["RunView", "latest_run", "load_run"]
 
@@ -114,7 +119,29 @@ class RunView:
         fs = self.feature_set(as_of)
         return score(self.chain, fs.frame, fs.as_of, fs.btyd, reasons=reasons)
 
-    def explain(self, features: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    def migration(self, before=None, after=None) -> pd.DataFrame:
+        """Who moved between personas from ``before`` to ``after``, and the value they carry.
+
+        Both dates are scored with this run's models (persona ids are stable across retrains).
+        ``after`` defaults to the run's as_of, ``before`` to ``personas.migration_days`` earlier.
+        See :func:`customer_value.tasks.personas.migration_matrix` for the columns, e.g.::
+
+            m = run.migration()
+            m[(m.from_persona == "Champions") & (m.to_persona == "At risk")]
+        """
+        after = pd.Timestamp(after if after is not None else self.as_of).normalize()
+        if before is None:
+            before = after - pd.Timedelta(days=self.config.personas.migration_days)
+        before = pd.Timestamp(before).normalize()
+        if before >= after:
+            raise UserError(
+                f"migration: before ({before.date()}) must be earlier than after ({after.date()})"
+            )
+        b = self.predictions(before).set_index("customer_id")
+        a = self.predictions(after).set_index("customer_id")
+        return migration_matrix(b, a)
+
+    def contributions(self, features: pd.DataFrame) -> dict[str, pd.DataFrame]:
         """Exact SHAP contributions per customer for every explained task (churn and CLV).
 
         Parameters
@@ -135,9 +162,31 @@ class RunView:
             if t.explained
         }
 
+    def explain(self, features: pd.DataFrame) -> dict:
+        """The same SHAP values as ``shap.Explanation`` objects, for ``shap.plots.*``.
+
+        Parameters
+        ----------
+        features : DataFrame
+            Rows of :meth:`features` (indexed by customer_id), e.g. ``run.features().loc[ids]``.
+
+        Returns
+        -------
+        dict of shap.Explanation
+            Task -> values (customers × model features), base values (the ``bias`` of
+            :meth:`contributions`), the feature values and names; row ``i`` is customer
+            ``features.index[i]``, so ``shap.plots.waterfall(run.explain(f)["churn"][0])`` draws
+            why the first customer is at risk, in log-odds.
+        """
+        return {
+            task: explain.explanation(c, features) for task, c in self.contributions(features).items()
+        }
+
     def reasons(self, features: pd.DataFrame, n: int = 3) -> dict[str, pd.DataFrame]:
         """The top ``n`` drivers per customer in words, as the predictions' reason columns."""
-        return {task: explain.top_drivers(c, features, n) for task, c in self.explain(features).items()}
+        return {
+            task: explain.top_drivers(c, features, n) for task, c in self.contributions(features).items()
+        }
 
 
 def load_run(config: Config | str | Path, run_id: str) -> RunView:

@@ -137,10 +137,14 @@ def _log_metrics(chain, assessments, metrics: pd.DataFrame) -> None:
 
 
 def _log_shap(chain, ex, reference: pd.DataFrame, figs: _Figures) -> dict[str, pd.DataFrame]:
+    """SHAP tables and figures per explained task; waterfalls for the customers most at risk."""
     persona = ex.scored["persona"]
+    # The task that predicts churn explains its riskiest reference customers one by one.
+    risk_task = next(
+        (t.name for t in chain.tasks if any(c.name == "churn_probability" for c in t.outputs)), None
+    )
     tables = {}
     for name, contrib in ex.contributions.items():
-        sample = contrib.loc[ex.sample]
         imp = explain.global_importance(contrib)
         mean_shap = persona_mean_shap(contrib, persona)
         tracking.log_table(imp, f"shap/{name}_global_importance.csv")
@@ -158,16 +162,26 @@ def _log_shap(chain, ex, reference: pd.DataFrame, figs: _Figures) -> dict[str, p
                 f"{name}: mean SHAP per persona (top 10 features)",
             ),
         )
-        rows = reference.loc[ex.sample]
-        figs.add(
-            "shap", f"shap/{name}_beeswarm.png", plots.beeswarm(sample, rows, f"{name}: SHAP values")
-        )
+        sample = explain.explanation(contrib.loc[ex.sample], reference)
+        figs.add("shap", f"shap/{name}_beeswarm.png", plots.beeswarm(sample, f"{name}: SHAP values"))
         for feat in imp["feature"].head(3):
             figs.add(
                 "shap",
                 f"shap/{name}_dependence_{feat}.png",
-                plots.dependence(sample, rows, feat, f"{name}: {feat}"),
+                plots.dependence(sample, feat, f"{name}: {feat}"),
             )
+        if name == risk_task:
+            at_risk = ex.scored["churn_probability"].sort_values(ascending=False, kind="stable")[:3]
+            risky = explain.explanation(contrib.loc[at_risk.index], reference)
+            for i, (customer, p) in enumerate(at_risk.items()):
+                figs.add(
+                    "shap",
+                    # An id is the user's text: keep it readable but safe as an artifact path.
+                    f"shap/{name}_waterfall_{re.sub(r'[^0-9A-Za-z_.-]+', '_', str(customer))}.png",
+                    plots.waterfall(
+                        risky[i], f"{name}: customer {customer}, churn probability {p:.0%} (log-odds)"
+                    ),
+                )
         tables[f"{name} global importance"] = imp.head(15)
     return tables
 
@@ -183,6 +197,11 @@ def log_outcome(config, chain, assessments, metrics, ex, snaps, loaded, tags, ru
     persona_task = _persona_task(chain)
     personas = chain.models[persona_task]
     tracking.log_table(personas.profile_.reset_index(drop=True), "personas/centroids.csv")
+    migration_title = ""
+    if ex.migration is not None:
+        tracking.log_table(ex.migration, "personas/migration.csv")
+        before, after = ex.migration_dates
+        migration_title = f"Migration from {before.date()} to {after.date()}"
     tracking.log_table(
         persona_value(ex.values, ex.scored["persona"]).reset_index(), "value/persona_value.csv"
     )
@@ -209,6 +228,9 @@ def log_outcome(config, chain, assessments, metrics, ex, snaps, loaded, tags, ru
         shap_tables,
         config.model_dump(mode="json", exclude={"source_path"}),
         sections=[(t.name, t.title) for t in chain.tasks if t.title],
+        migration=ex.migration,
+        migration_title=migration_title,
+        identity=getattr(personas, "identity_", None),
     )
     page = tracking.redact(page)  # the page quotes the config and the data's paths
     tracking.log_text(page, "report/report.html")

@@ -14,7 +14,7 @@ import subprocess
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from customer_value.chain import Chain, ScoringSpec, spec_versions
 from customer_value.config import Config
 from customer_value.engines.base import Engine, Loaded
 from customer_value.features.btyd import BTYDModels
-from customer_value.features.build import LabelWindow, TrainingSet
+from customer_value.features.build import LabelWindow, TaskSet, TrainingSet
 from customer_value.pipelines import run_log
 from customer_value.pipelines.data import ensure_data
 from customer_value.pipelines.doctor import reap_dead_runs
@@ -33,7 +33,7 @@ from customer_value.pipelines.features import parse_as_of
 from customer_value.pipelines.gate import champion_gate, pipeline_decision
 from customer_value.pipelines.options import check_as_of_in_data, check_output
 from customer_value.tasks.base import TaskData, TaskSpec
-from customer_value.tasks.personas import persona_profile
+from customer_value.tasks.personas import migration_matrix, persona_profile
 
 __all__ = ["TrainResult", "run_train", "Progress", "label_windows", "task_data"]
 
@@ -83,6 +83,7 @@ class Snapshots:
     reference: pd.DataFrame
     reference_btyd: BTYDModels
     notes: list[str]
+    reference_set: TaskSet | None = None
 
 
 def label_windows(config: Config) -> dict[str, LabelWindow]:
@@ -119,7 +120,7 @@ def task_data(config: Config, ts: TrainingSet) -> Snapshots:
     for task in tasks.registered():
         if task.name not in data:  # no labels: fitted and judged on the reference rows
             data[task.name] = TaskData(reference.iloc[:0], reference, ref_btyd, None, None, features)
-    return Snapshots(ts, data, reference, ref_btyd, [])
+    return Snapshots(ts, data, reference, ref_btyd, [], latest)
 
 
 # -- steps ----------------------------------------------------------------------------------------
@@ -163,14 +164,21 @@ def training_set(
 
 
 def fit_tasks(config: Config, snaps: Snapshots, progress: Progress) -> dict[str, object]:
-    """Fit every task in its own nested run (one more nested run per tuning trial)."""
+    """Fit every task in its own nested run (one more nested run per tuning trial).
+
+    A task that ``inherits`` (personas: ids and names) gets the registry's champion of its model.
+    """
     models = {}
+    names = tracking.model_names(config.tracking.model_prefix)
     for task in tasks.registered():
         trials = task.trials(config)
         progress.step(f"{task.name} model" + (f": {trials} Optuna trials" if trials else ""))
+        data = snaps.data[task.name]
+        if task.inherits and config.tracking.register_models:
+            data = replace(data, previous=_champion_model(names[task.name]))
         with tracking.start_run(task.name, nested=True):
             callbacks = [run_log.trial_callback(task.tuning_metric)] if trials else []
-            result = task.fit(config, snaps.data[task.name], config.project.seed, callbacks)
+            result = task.fit(config, data, config.project.seed, callbacks)
             run_log.log_fit(result)
         for note in result.notes:
             progress.note(f"note: {note}")
@@ -235,6 +243,8 @@ class Explained:
     sample: pd.Index
     drivers: dict[str, pd.DataFrame]
     profile: pd.DataFrame
+    migration: pd.DataFrame | None = None
+    migration_dates: tuple[pd.Timestamp, pd.Timestamp] | None = None
 
 
 def explain_reference(config: Config, chain: Chain, snaps: Snapshots, progress: Progress) -> Explained:
@@ -252,7 +262,24 @@ def explain_reference(config: Config, chain: Chain, snaps: Snapshots, progress: 
     }
     drivers = {k: explain.persona_drivers(v, scored["persona"], top=3) for k, v in contrib.items()}
     profile = persona_profile(ref, scored, values, drivers)
-    return Explained(scored, values, contrib, sample, drivers, profile)
+    migration, dates = reference_migration(chain, snaps, scored)
+    return Explained(scored, values, contrib, sample, drivers, profile, migration, dates)
+
+
+def reference_migration(chain: Chain, snaps: Snapshots, scored: pd.DataFrame):
+    """Persona migration from the snapshot before the reference rows' to theirs (same models).
+
+    Both dates' features were built for training already; None when there is one snapshot.
+    """
+    frame = snaps.reference_set.frame
+    cutoff = snaps.reference_set.plan.oot_cutoff
+    earlier = sorted(d for d in frame["as_of"].unique() if d < cutoff)
+    if not earlier:
+        return None, None
+    before_at = pd.Timestamp(earlier[-1])
+    rows = frame[frame["as_of"] == before_at].set_index("customer_id")
+    before, _ = chain.core(rows, snaps.training.btyd[before_at])
+    return migration_matrix(before, scored), (before_at, pd.Timestamp(cutoff))
 
 
 def register(
@@ -276,6 +303,7 @@ def register(
             metadata=spec,
         )
     options = config.predict.model_dump(mode="json", include={"reasons", "exact_share", "chunk_size"})
+    options["previous_days"] = config.personas.migration_days  # as predict does
     pipeline_version = tracking.log_pipeline_model(
         Chain(
             chain.spec,
@@ -392,6 +420,16 @@ def _apply_moves(run_id: str, moves: list[tuple[str, str, str]]) -> None:
         tracking.set_alias(name, alias, version)
     if moves:
         tracking.set_run_tags(run_id, {"aliases.applied": "true"})
+
+
+def _champion_model(name: str):
+    """The registry's champion of ``name``, or None (none yet, or it no longer loads)."""
+    if tracking.champion(name) is None:
+        return None
+    try:
+        return tracking.load_model(name)
+    except Exception:  # e.g. pickled by an incompatible version: start identities afresh
+        return None
 
 
 def _git_commit(path: Path) -> str:

@@ -86,6 +86,7 @@ class TaskData:
     target: str | None
     features: list[str]
     serve: pd.DataFrame | None = None  # rows of the serving cutoffs (the refit's data)
+    previous: Any = None  # the champion's model of this task, for tasks that inherit from it
 
 
 @dataclass
@@ -265,6 +266,9 @@ class Task:
         classical model (within ``serving.tolerance``) to be served (:func:`versus_baselines`).
     headline_metrics : tuple of str
         The metrics ``evaluate`` gives a verdict on against the classical models.
+    inherits : bool
+        ``fit`` receives the registry's champion of this task's model as ``data.previous``
+        (personas keep their ids and names across retrains).
     """
 
     name: ClassVar[str]
@@ -283,6 +287,7 @@ class Task:
     chart_metrics: ClassVar[tuple[str, ...]] = ()
     gate_metrics: ClassVar[tuple[str, ...]] = ()
     headline_metrics: ClassVar[tuple[str, ...]] = ()
+    inherits: ClassVar[bool] = False
 
     # -- labels -----------------------------------------------------------------------------------
     def window_days(self, config: Config) -> int | None:
