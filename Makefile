@@ -7,7 +7,7 @@ CONFIG ?= configs/default.yaml
 CV     := $(BIN)/customer-value
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock browser notebooks doctor simulate validate features catalog train predict ui test test-fast lint bench bench-features bench-predict bench-evaluate bench-fuzz evaluate backtest clean
+.PHONY: help install lock browser notebooks doctor simulate validate features catalog train predict ui test test-fast lint bench bench-features bench-predict bench-evaluate bench-fuzz bench-personas evaluate backtest clean
 
 help: ## Show the targets with one line each
 	@echo "customer_value — make targets:"
@@ -116,6 +116,10 @@ bench-predict: $(STAMP) ## Scoring 1M customers with and without reason codes
 
 bench: $(BENCH_STAMP) bench-evaluate bench-fuzz ## All benchmarks and backtests side by side -> reports/bench.md (< 30 min on 2 cores)
 	$(BIN)/python benchmarks/bench.py
+
+bench-personas: $(STAMP) ## Persona spaces x algorithms vs the simulated true personas and a supervised ceiling (~15 min)
+	@test -n "$$(ls data/raw 2>/dev/null)" || $(CV) simulate --config configs/default.yaml
+	$(BIN)/python benchmarks/bench_personas.py --out reports/bench_personas.md
 
 bench-fuzz: $(STAMP) ## The CLI fuzz test with a longer budget (60 examples per command)
 	CV_FUZZ_EXAMPLES=60 $(BIN)/python -m pytest -q tests/reliability/test_fuzz.py

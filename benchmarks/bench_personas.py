@@ -21,7 +21,9 @@ with several *algorithms*, and scores each candidate against the truth:
 Spaces go through the project's own preprocessing (``personas._preprocessor``: winsorize, log1p of
 money and counts, median impute, RobustScaler on the 10-90 % range), except the SHAP space, whose
 contributions are clustered raw (they share log units). k is the true 6, or chosen the way
-``PersonaModel`` chooses it (``sil+stab``: silhouette + stability over [3, 8], min share 3 %), or by
+the best silhouette + stability over [3, 8] with min share 3 % (``sil+stab``, PersonaModel's rule before
+issue 16), or PersonaModel's shipped rule (``shipped``: the largest k within ``k_tolerance`` of the best
+score with stability >= ``min_stability``), or by
 BIC for the Gaussian mixtures. HDBSCAN chooses its own k: it is fit on a subsample of <= 5,000 rows
 (its noise included) and every customer gets the label of its nearest clustered neighbours (15-NN).
 
@@ -58,9 +60,18 @@ from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from sklearn.pipeline import Pipeline  # noqa: E402
+
 from customer_value.config import PersonaConfig, load_config  # noqa: E402
 from customer_value.features.build import model_feature_columns  # noqa: E402
-from customer_value.modeling.personas import PersonaModel, _preprocessor  # noqa: E402
+from customer_value.modeling.personas import (  # noqa: E402
+    NAMED_FEATURES,
+    SHRUNK_FEATURES,
+    PersonaModel,
+    Shrinker,
+    _preprocessor,
+    choose_k,
+)
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -68,13 +79,14 @@ warnings.filterwarnings("ignore", category=UserWarning)
 PERSONA_DEFAULT = list(PersonaConfig().features)
 #: Feature spaces (the SHAP space is built from models, see :func:`shap_space`).
 SPACES: dict[str, list[str]] = {
-    # (1) What PersonaModel clusters today.
-    "rfm (default)": PERSONA_DEFAULT,
-    # (1b) The default without the two clock features: tenure and recency mostly say *when* a
-    # customer was acquired (uniform over the period), not who they are.
-    "lean (default - tenure, recency)": [
-        f for f in PERSONA_DEFAULT if f not in ("tenure_days", "days_since_last_purchase")
-    ],
+    # (1) What PersonaModel clustered before issue 16: RFM + behaviour + tenure + recency.
+    "rfm+lifecycle (old default)": list(NAMED_FEATURES),
+    # (1b) Without the two clock features (tenure and recency mostly say *when* a customer was
+    # acquired and last bought, not who they are), raw ratios.
+    "lean (no shrinkage)": [f for f in PERSONA_DEFAULT if f != "items_per_order"],
+    # (1c) The shipped default: lean + items per order, per-order averages shrunk by purchase days
+    # (PersonaModel's own pipeline: Shrinker, then the scaling above).
+    "default (lean + items, shrunk)": PERSONA_DEFAULT,
     # (2) Richer purchase behaviour: what the simulator's personas differ in (rate, basket value,
     # lines, breadth, channel mix, discounts, returns).
     "behaviour": [
@@ -172,7 +184,11 @@ def load_frames(config: Path, as_ofs: list[str], cache: Path, label_days: int):
     labels = pd.DataFrame(
         {
             "churned": (~idx.isin(list(buyers))).astype(int),
-            "future_revenue": win.groupby("customer_id")["amount"].sum().reindex(idx).fillna(0.0).clip(lower=0),
+            "future_revenue": win.groupby("customer_id")["amount"]
+            .sum()
+            .reindex(idx)
+            .fillna(0.0)
+            .clip(lower=0),
         },
         index=idx,
     )
@@ -194,14 +210,31 @@ class Space:
     notes: list[str] = field(default_factory=list)
 
 
+SHRUNK_SPACES = {"default (lean + items, shrunk)"}
+
+
 def feature_space(name: str, cols: list[str], X: pd.DataFrame) -> Space:
     t = time.perf_counter()
-    pre = _preprocessor(cols).fit(X[cols])
+    if name in SHRUNK_SPACES:  # exactly the preprocessing the shipped PersonaModel fits
+        prior = PersonaConfig().shrink_prior
+        inputs = cols + ["purchase_days"]
+        pre = Pipeline(
+            [
+                (
+                    "shrink",
+                    Shrinker([c for c in cols if c in SHRUNK_FEATURES], "purchase_days", prior),
+                ),
+                ("scale", _preprocessor(cols)),
+            ]
+        ).fit(X[inputs])
+    else:
+        inputs = cols
+        pre = _preprocessor(cols).fit(X[cols])
     return Space(
         name,
         cols,
-        lambda F: pre.transform(F[cols]),
-        lambda F: F[cols],
+        lambda F: pre.transform(F[inputs]),
+        lambda F: F[inputs],  # the ceiling sees every input the clustering reads
         time.perf_counter() - t,
     )
 
@@ -212,8 +245,15 @@ def shap_space(X: pd.DataFrame, labels: pd.DataFrame, top: int, seed: int) -> Sp
 
     t = time.perf_counter()
     cols = model_feature_columns(X)
-    params = dict(n_estimators=200, max_depth=4, learning_rate=0.1, subsample=0.8, n_jobs=1,
-                  random_state=seed, tree_method="hist")
+    params = dict(
+        n_estimators=200,
+        max_depth=4,
+        learning_rate=0.1,
+        subsample=0.8,
+        n_jobs=1,
+        random_state=seed,
+        tree_method="hist",
+    )
     churn = xgb.XGBClassifier(**params).fit(X[cols], labels["churned"].loc[X.index])
     spend = xgb.XGBRegressor(objective="reg:tweedie", tweedie_variance_power=1.5, **params).fit(
         X[cols], labels["future_revenue"].loc[X.index]
@@ -319,7 +359,7 @@ class Runner:
         return self._stab[key]
 
     def select_k(self, space: str, Z, algo: str, rule: str) -> tuple[int, str]:
-        """PersonaModel's rule (``sil+stab``) or BIC; eligible k have min share >= 3 %."""
+        """``sil+stab``, ``shipped`` (:func:`choose_k`) or BIC; eligible k have min share >= 3 %."""
         rows = []
         for k in range(self.args.k_min, self.args.k_max + 1):
             m, labels = self.fit(space, Z, algo, k, 0)
@@ -332,8 +372,13 @@ class Runner:
                 score = sil + self.stability(space, Z, algo, k)
             rows.append((k, score, share >= 0.03))
         sel = pd.DataFrame(rows, columns=["k", "score", "eligible"])
-        pool = sel[sel["eligible"]] if sel["eligible"].any() else sel
-        k = int(pool.sort_values(["score", "k"], ascending=[False, True]).iloc[0]["k"])
+        if rule == "shipped":  # PersonaModel's rule with the shipped tolerance and stability floor
+            cfg = PersonaConfig()
+            sel["stability_ari"] = [self.stability(space, Z, algo, k) for k in sel["k"]]
+            k = choose_k(sel, cfg.k_tolerance, cfg.min_stability)
+        else:
+            pool = sel[sel["eligible"]] if sel["eligible"].any() else sel
+            k = int(pool.sort_values(["score", "k"], ascending=[False, True]).iloc[0]["k"])
         trace = " ".join(f"{r.k}:{r.score:.3g}{'' if r.eligible else '*'}" for r in sel.itertuples())
         return k, trace
 
@@ -409,7 +454,8 @@ def main(argv=None) -> None:
     args.folds = 3 if q else 5
     args.max_iter = 100 if q else 200
     args.k_min, args.k_max = 3, 8
-    out = Path(args.out) if args.out else ROOT / "reports" / f"bench_personas{'_quick' if q else ''}.md"
+    quick_out = ROOT / "reports" / "test-artifacts" / "bench_personas_quick.md"  # not committed
+    out = Path(args.out) if args.out else (quick_out if q else ROOT / "reports" / "bench_personas.md")
     algos = [a for a in args.algorithms.split(",") if a]
 
     t0 = time.perf_counter()
@@ -444,8 +490,11 @@ def main(argv=None) -> None:
     allcols = model_feature_columns(X)
     pred_all, ari_all, acc_all = ceiling(X[allcols], truth, args.folds, args.max_iter)
     ceilings["all features"] = (ari_all, acc_all, time.perf_counter() - t, pred_all)
-    print(f"loaded in {t_load:.1f}s; {len(X)} customers; all-feature ceiling ARI {ari_all:.3f} "
-          f"acc {acc_all:.3f}", flush=True)
+    print(
+        f"loaded in {t_load:.1f}s; {len(X)} customers; all-feature ceiling ARI {ari_all:.3f} "
+        f"acc {acc_all:.3f}",
+        flush=True,
+    )
 
     for sp in spaces:
         Z = sp.transform(X)
@@ -453,16 +502,23 @@ def main(argv=None) -> None:
         t = time.perf_counter()
         pred, c_ari, c_acc = ceiling(sp.raw(X), truth, args.folds, args.max_iter)
         ceilings[sp.name] = (c_ari, c_acc, time.perf_counter() - t, pred)
-        print(f"[{sp.name}] {Z.shape[1]} dims; ceiling ARI {c_ari:.3f} acc {c_acc:.3f} "
-              f"({ceilings[sp.name][2]:.0f}s)", flush=True)
+        print(
+            f"[{sp.name}] {Z.shape[1]} dims; ceiling ARI {c_ari:.3f} acc {c_acc:.3f} "
+            f"({ceilings[sp.name][2]:.0f}s)",
+            flush=True,
+        )
         for algo in algos:
-            plans = [("auto", None)] if algo == "hdbscan" else [("true", TRUE_K), ("sil+stab", None)]
+            plans = (
+                [("auto", None)]
+                if algo == "hdbscan"
+                else [("true", TRUE_K), ("sil+stab", None), ("shipped", None)]
+            )
             if algo.startswith("gmm"):
                 plans.append(("bic", None))
             for rule, k in plans:
                 t = time.perf_counter()
                 trace = ""
-                if rule in ("sil+stab", "bic"):
+                if rule in ("sil+stab", "bic", "shipped"):
                     k, trace = runner.select_k(sp.name, Z, algo, rule)
                 kk = k if k is not None else 0
                 fits = [runner.fit(sp.name, Z, algo, kk, s) for s in range(args.seeds)]
@@ -499,9 +555,12 @@ def main(argv=None) -> None:
                     }
                 )
                 best_labels[(sp.name, algo, rule)] = lab0
-                print(f"  {algo:9s} {rule:8s} k={k_found} ARI {mean:.3f} [{lo:.3f},{hi:.3f}] "
-                      f"stab {stab:.3f} share {share:.3f} ratio {rows[-1]['ratio']:.2f} "
-                      f"({secs:.0f}s) {trace}", flush=True)
+                print(
+                    f"  {algo:9s} {rule:8s} k={k_found} ARI {mean:.3f} [{lo:.3f},{hi:.3f}] "
+                    f"stab {stab:.3f} share {share:.3f} ratio {rows[-1]['ratio']:.2f} "
+                    f"({secs:.0f}s) {trace}",
+                    flush=True,
+                )
 
     res = pd.DataFrame(rows)
     total = time.perf_counter() - t0
@@ -509,15 +568,27 @@ def main(argv=None) -> None:
     ok = res[(res["stability"] >= 0.8) & (res["min share"] >= 0.03)]
     best = (ok if not ok.empty else res).sort_values("ratio", ascending=False).iloc[0]
     bl = best_labels[(best["space"], best["algorithm"], best["k rule"])]
-    base = res[(res["space"] == "rfm (default)") & (res["algorithm"] == "kmeans") & (res["k rule"] == "sil+stab")]
+    base = res[
+        (res["space"] == "lean (default)")
+        & (res["algorithm"] == "kmeans")
+        & (res["k rule"] == "shipped")
+    ]
 
     # Cross-check: our sil+stab replica against PersonaModel itself on the default space.
     pm_note = ""
     if not q and not base.empty:
-        pm = PersonaModel(features=PERSONA_DEFAULT, random_state=0).fit(X)
+        cfg = PersonaConfig()
+        pm = PersonaModel(
+            features=PERSONA_DEFAULT,
+            k_tolerance=cfg.k_tolerance,
+            min_stability=cfg.min_stability,
+            random_state=0,
+        ).fit(X)
         pm_ari = adjusted_rand_score(truth, pm.predict(X))
-        pm_note = (f"PersonaModel() as shipped on the same frame: k = {pm.k_}, ARI {pm_ari:.3f}, "
-                   f"names {pm.names_}.")
+        pm_note = (
+            f"PersonaModel() as shipped on the same frame: k = {pm.k_}, ARI {pm_ari:.3f}, "
+            f"names {pm.names_}."
+        )
 
     lines = [
         "# Persona recovery benchmark",
@@ -544,7 +615,10 @@ def main(argv=None) -> None:
         "",
         md_table(
             pd.DataFrame(
-                [{"space": s, "ARI": v[0], "accuracy": v[1], "seconds": round(v[2], 1)} for s, v in ceilings.items()]
+                [
+                    {"space": s, "ARI": v[0], "accuracy": v[1], "seconds": round(v[2], 1)}
+                    for s, v in ceilings.items()
+                ]
             )
         ),
         "",
@@ -557,8 +631,11 @@ def main(argv=None) -> None:
     ]
     if not base.empty:
         b = base.iloc[0]
-        lines += ["", f"Current default (rfm / kmeans / sil+stab, k = {b['k']}): ARI {b['ARI']:.3f} "
-                  f"of ceiling {b['ceiling ARI']:.3f} = {100 * b['ratio']:.0f} %, stability {b['stability']:.3f}."]
+        lines += [
+            "",
+            f"Shipped default (lean / kmeans / shipped k rule, k = {b['k']}): ARI {b['ARI']:.3f} "
+            f"of ceiling {b['ceiling ARI']:.3f} = {100 * b['ratio']:.0f} %, stability {b['stability']:.3f}.",
+        ]
     if pm_note:
         lines += ["", pm_note]
     lines += [
@@ -571,8 +648,14 @@ def main(argv=None) -> None:
         "Confusion of the ceiling classifier on the same space (row %):",
         "",
         md_table(
-            pd.crosstab(pd.Series(truth, name="true persona"), pd.Series(ceilings[best["space"]][3], name="predicted"),
-                        normalize="index").mul(100).round(1).reset_index(),
+            pd.crosstab(
+                pd.Series(truth, name="true persona"),
+                pd.Series(ceilings[best["space"]][3], name="predicted"),
+                normalize="index",
+            )
+            .mul(100)
+            .round(1)
+            .reset_index(),
             "{:.1f}",
         ),
         "",
@@ -582,9 +665,16 @@ def main(argv=None) -> None:
         "",
         "k selection traces (k:score, * = below min share):",
         "",
-        *[f"- {r['space']} / {r['algorithm']} / {r['k rule']}: {r['_trace']}" for _, r in res.iterrows() if r["_trace"]],
-        *[f"- {r['space']} / hdbscan: noise share in its subsample {r['_noise']:.2f}" for _, r in res.iterrows()
-          if r["algorithm"] == "hdbscan"],
+        *[
+            f"- {r['space']} / {r['algorithm']} / {r['k rule']}: {r['_trace']}"
+            for _, r in res.iterrows()
+            if r["_trace"]
+        ],
+        *[
+            f"- {r['space']} / hdbscan: noise share in its subsample {r['_noise']:.2f}"
+            for _, r in res.iterrows()
+            if r["algorithm"] == "hdbscan"
+        ],
         *[f"- {s.name}: {n}" for s in spaces for n in s.notes],
         "",
     ]

@@ -80,3 +80,22 @@ def trained_store(tmp_path_factory):
     first = run_train(cfg, say=lambda _msg: None)
     second = run_train(cfg, say=lambda _msg: None)
     return cfg, first, second
+
+
+def simulated_features(n_customers: int, seed: int, *as_ofs: str):
+    """A simulated base and its point-in-time feature frames at ``as_ofs`` (default settings)."""
+    import warnings
+
+    import pandas as pd
+
+    from customer_value.config import FeatureConfig
+    from customer_value.features.build import build_feature_set
+    from customer_value.synthetic import simulate_base
+    from customer_value.validate import ValidatedData
+
+    sim = simulate_base(n_customers, seed=seed)
+    tables = ValidatedData(sim.transactions, sim.customers, sim.interactions)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        frames = [build_feature_set(tables, pd.Timestamp(d), FeatureConfig()).frame for d in as_ofs]
+    return sim, frames

@@ -379,12 +379,21 @@ class PersonaConfig(_Model):
             "distinct_categories",
             "discount_share",
             "return_rate",
+            "items_per_order",
         ],
         description="Features the clustering sees (money and counts are log-transformed). "
         "Tenure and recency are left out by default: they say when a customer came and how long "
         "ago they bought, not what kind of customer they are (the churn model reads them), and "
         "leaving them out raised the ARI against the simulated base's true personas from 0.25 to "
         "0.32 at k = 6 (benchmarks/bench_personas.py). Names still read them from the profile.",
+    )
+    shrink_prior: float = Field(
+        8.0,
+        ge=0,
+        le=1000,
+        description="Per-order averages (order value, items, discount and return shares) are "
+        "shrunk towards the base's mean as if this many average orders were added to each "
+        "customer's purchase days; 0 clusters them raw.",
     )
     algorithm: Literal["kmeans", "gmm"] = "kmeans"
     k_min: int = Field(3, ge=2)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from customer_value.config import FeatureConfig, PersonaConfig
-from customer_value.features.build import build_feature_set
+from conftest import simulated_features
+from customer_value.config import PersonaConfig
 from customer_value.modeling.personas import PersonaModel
-from customer_value.synthetic import simulate_base
 from customer_value.tasks.personas import migration_matrix
-from customer_value.validate import ValidatedData
 
 FEATURES = list(PersonaConfig().features)
 A, B = pd.Timestamp("2024-02-29"), pd.Timestamp("2024-03-31")  # two trainings a month apart
@@ -21,12 +17,7 @@ A, B = pd.Timestamp("2024-02-29"), pd.Timestamp("2024-03-31")  # two trainings a
 
 @pytest.fixture(scope="module")
 def month_apart():
-    base = simulate_base(5000, seed=23)
-    tables = ValidatedData(base.transactions, base.customers, base.interactions)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        xa = build_feature_set(tables, A, FeatureConfig()).frame
-        xb = build_feature_set(tables, B, FeatureConfig()).frame
+    _, (xa, xb) = simulated_features(5000, 23, A, B)
     cfg = PersonaConfig()  # the product's k rule and retrain tolerance
     kw = {
         "features": FEATURES,

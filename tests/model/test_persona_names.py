@@ -111,7 +111,8 @@ NAMED = list(NAMED_FEATURES)  # what names speak of (clustered or not)
 
 
 def _fit_names(frame: pd.DataFrame, **kw) -> pd.Series:
-    model = PersonaModel(features=FEATURES, stability_bootstraps=1, random_state=0, **kw).fit(frame)
+    features = [f for f in FEATURES if f in frame.columns]
+    model = PersonaModel(features=features, stability_bootstraps=1, random_state=0, **kw).fit(frame)
     assert len(set(model.names_)) == len(model.names_)
     return model.predict_names(frame)
 

@@ -54,6 +54,7 @@ class PersonaTask(Task):
             k_tolerance=pcfg.k_tolerance,
             min_stability=pcfg.min_stability,
             retrain_tolerance=pcfg.retrain_tolerance,
+            shrink_prior=pcfg.shrink_prior,
             random_state=seed,
         ).fit(data.oot, previous=_comparable(data.previous, data.oot))
         sil = model.silhouette(data.oot, seed=seed)
