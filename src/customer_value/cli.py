@@ -395,6 +395,149 @@ def predict(
 
 @app.command()
 @_user_errors
+def target(
+    config: ConfigOpt = Path("configs/default.yaml"),
+    set_: SetOpt = None,
+    budget: Annotated[
+        float | None, typer.Option(help="Campaign budget (default: targeting.budget).")
+    ] = None,
+    contact_cost: Annotated[
+        float | None,
+        typer.Option("--contact-cost", help="Cost of one contact (default: targeting.contact_cost)."),
+    ] = None,
+    predictions: Annotated[Path, typer.Option(help="The predictions file `predict` wrote.")] = Path(
+        "data/processed/predictions.parquet"
+    ),
+    output: Annotated[Path, typer.Option(help="The contact list (.parquet/.csv).")] = Path(
+        "data/processed/contacts.csv"
+    ),
+    report: Annotated[
+        str, typer.Option(help="The targeting report (.html); --report '' for none.")
+    ] = "reports/targeting.html",
+) -> None:
+    """Whom to contact for a retention budget: gain = P(churn) x CLV x save rate - contact cost."""
+    from customer_value.pipelines.target import run_target
+
+    cfg = _load(config, set_)
+    res = run_target(
+        cfg, predictions, budget, contact_cost, output, Path(report) if report.strip() else None
+    )
+    s = res.plan.summary
+    typer.echo(
+        f"Contact {s['contacts']:,} of {s['customers']:,} customers for {s['cost']:,.2f} "
+        f"(budget {s['budget']:,.2f}, {s['contact_cost']:,.2f} each): expected saved value "
+        f"{s['expected_saved_value']:,.2f}, expected net return {s['expected_net_gain']:,.2f}"
+    )
+    typer.echo(
+        "Limited by the budget: more contacts would still pay."
+        if s["limited_by"] == "budget"
+        else "Limited by gain: further contacts are expected to lose money, so "
+        f"{s['budget'] - s['cost']:,.2f} of the budget is left unspent."
+    )
+    scored = s["customers"] - s["unscored"]
+    typer.echo(
+        f"Break-even depth {s['break_even_depth']:,} customers"
+        + (" (contacting everyone still pays)" if s["break_even_depth"] == scored else "")
+        + f"; best depth {s['best_depth']:,}."
+    )
+    rows = res.plan.personas.to_dict("records")
+    typer.echo(
+        _format_table(
+            rows,
+            [
+                "persona",
+                "customers",
+                "save_rate",
+                "contacted",
+                "cost",
+                "expected_net_gain",
+                "return_on_cost",
+                "best_depth",
+                "break_even_depth",
+            ],
+        )
+    )
+    typer.echo(f"-> {res.output}" + (f" and {res.report}" if res.report else ""))
+
+
+@app.command()
+@_user_errors
+def monitor(
+    config: ConfigOpt = Path("configs/default.yaml"),
+    set_: SetOpt = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Scoring date (default: the last date in the data).")
+    ] = None,
+    alias: Annotated[str, typer.Option(help="Registry alias of the models to check.")] = "champion",
+    predictions: Annotated[
+        Path | None,
+        typer.Option(help="An earlier predictions file: its realised metrics once its window ended."),
+    ] = None,
+    report: Annotated[
+        str, typer.Option(help="The monitoring report (.html); --report '' for none.")
+    ] = "reports/monitor.html",
+) -> None:
+    """Drift of the latest scoring against the training snapshot; exit 3 when a threshold passes."""
+    from customer_value import io
+    from customer_value.pipelines.features import parse_as_of
+    from customer_value.pipelines.monitor import read_previous, run_monitor
+    from customer_value.report import render_monitor
+
+    when = parse_as_of(as_of)
+    cfg = _load(config, set_)
+    out = Path(report) if report.strip() else None
+    if out is not None:
+        _check_output(out, cfg, "--report", (".html", ".htm"))
+    previous = read_previous(predictions) if predictions is not None else None
+    res = run_monitor(cfg, when, alias, previous, say=typer.echo)
+    feats = res.features
+    typer.echo(
+        f"\nFeatures at {res.current_date.date()} against the training snapshot "
+        f"({res.reference_date.date()}): {int(feats['drifted'].sum()) if len(feats) else 0} of "
+        f"{len(feats)} drifted"
+    )
+    typer.echo(
+        _format_table(feats.head(8).to_dict("records"), ["column", "psi", "ks_statistic", "drifted"], 3)
+    )
+    typer.echo("\nPredictions:")
+    typer.echo(
+        _format_table(
+            res.predictions.to_dict("records"),
+            ["column", "psi", "ks_statistic", "reference_mean", "current_mean", "drifted"],
+            3,
+        )
+    )
+    typer.echo("\nChurn performance to expect from the calibrated probabilities (label-free):")
+    typer.echo(_format_table(res.label_free.to_dict("records"), list(res.label_free.columns), 3))
+    if res.realised is not None:
+        typer.echo("\nRealised metrics of the earlier predictions:")
+        typer.echo(_format_table(res.realised.to_dict("records"), list(res.realised.columns), 4))
+    if out is not None:
+        facts = {
+            "training snapshot": str(res.reference_date.date()),
+            "scoring date": str(res.current_date.date()),
+            "MLflow run": res.run_id,
+        }
+        tables = {
+            "Feature drift (PSI, KS)": feats,
+            "Prediction drift": res.predictions,
+            "Persona shares": res.personas,
+            "Persona migration": res.migration,
+            "Churn performance without labels": res.label_free,
+            "Realised metrics of the earlier predictions": res.realised,
+        }
+        io.write_text(render_monitor("Monitoring", facts, res.alerts, tables), out)
+        typer.echo(f"\nReport -> {out}")
+    typer.echo(f"MLflow run {res.run_id}")
+    if res.alerts:
+        for line in res.alerts:
+            typer.echo(f"alert: {line}", err=True)
+        raise typer.Exit(3)
+    typer.echo("no drift past the configured thresholds")
+
+
+@app.command()
+@_user_errors
 def backtest(
     config: ConfigOpt = Path("configs/default.yaml"),
     set_: SetOpt = None,

@@ -456,12 +456,78 @@ class CLVConfig(_Model):
     target: Literal["auto", "revenue", "margin"] = Field(
         "auto", description="auto: margin where the log has costs, else revenue."
     )
+    intervals_levels: list[float] = Field(
+        default_factory=lambda: [0.8, 0.95],
+        description="Levels of the per-customer CLV prediction intervals (split conformal on the "
+        "out-of-time window); the backtest reports their coverage and width.",
+    )
+
+    @field_validator("intervals_levels")
+    @classmethod
+    def _levels_are_probabilities(cls, value: list[float]) -> list[float]:
+        bad = [v for v in value if not 0.0 < v < 1.0]
+        if bad:
+            raise ValueError(
+                f"{bad} not strictly between 0 and 1; give coverage levels such as [0.8, 0.95]"
+            )
+        return sorted(set(value))
 
 
 class ValueConfig(_Model):
     """Net customer value arithmetic."""
 
     annual_discount_rate: float = Field(0.0, ge=0, lt=1, description="Discount rate per year.")
+
+
+class TargetingConfig(_Model):
+    """Retention targeting (`customer-value target`): the assumptions behind a contact's return."""
+
+    save_rate: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Share of would-be churners one contact keeps (every persona not in save_rates).",
+    )
+    save_rates: dict[str, float] = Field(
+        default_factory=dict,
+        description="Persona name (or id) -> save rate, e.g. {Champions: 0.3, At risk: 0.1}.",
+    )
+    contact_cost: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Cost of one contact (default of --contact-cost)."
+    )
+    budget: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Campaign budget (default of --budget)."
+    )
+
+    @field_validator("save_rates")
+    @classmethod
+    def _rates_are_shares(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not (0.0 <= v <= 1.0)}  # NaN fails both
+        if bad:
+            raise ValueError(
+                "save rates are shares between 0 and 1; got "
+                + ", ".join(f"{k[:40]!r}: {v}" for k, v in list(bad.items())[:5])
+            )
+        return value
+
+
+class MonitoringConfig(_Model):
+    """`customer-value monitor`: when the latest scoring has drifted from the training snapshot."""
+
+    psi_threshold: float = Field(
+        0.25, gt=0, allow_inf_nan=False, description="A feature drifts at this PSI (0.25: major)."
+    )
+    ks_threshold: float = Field(
+        0.15, gt=0, le=1, allow_inf_nan=False, description="... or at this KS statistic D."
+    )
+    prediction_psi_threshold: float = Field(
+        0.25, gt=0, allow_inf_nan=False, description="A prediction column drifts at this PSI."
+    )
+    max_drifted_features: int = Field(
+        0, ge=0, description="Alert (exit 3) when more features than this drift."
+    )
+    bins: int = Field(10, ge=2, le=100, description="Quantile bins of the PSI.")
 
 
 class ExplainConfig(_Model):
@@ -562,6 +628,8 @@ class Config(_Model):
     clv: CLVConfig = Field(default_factory=CLVConfig)
     value: ValueConfig = Field(default_factory=ValueConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    targeting: TargetingConfig = Field(default_factory=TargetingConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     predict: PredictConfig = Field(default_factory=PredictConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 

@@ -397,9 +397,18 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target)
     _refuse_special(target, "the output")  # also for writers that had no preflight
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_orphans(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_orphans(target)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent
+        )
+    except OSError as exc:  # a writer without a preflight, or a folder that changed since
+        raise DataValidationError(
+            f"cannot write {target.name} there: {exc.strerror or exc}",
+            file=str(target),
+            hint="choose another output path, in a folder you can write to",
+        ) from None
     try:
         # mkstemp creates 0600; the rename would hand that to the target, hiding a shared output
         # from its readers. Keep what the target had, or what a plain open() would have created.
@@ -503,12 +512,29 @@ def check_writable(target: str | Path, option: str = "the output path", folder_o
             file=str(target),
             hint=f"choose another {option} (a path inside a folder)",
         )
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not os.access(parent, os.W_OK | os.X_OK) or not _can_create_in(parent):
         raise DataValidationError(
             f"cannot write {target.name} there: no permission to write in '{parent}'",
             file=str(target),
             hint=f"choose another {option}, in a folder you can write to",
         )
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can really be created in ``folder`` (created and removed at once).
+
+    ``os.access`` answers from the permission bits, which root always passes: a read-only mount
+    or a pseudo file system such as ``/proc`` says "writable" and then refuses the write at the
+    end of the job.
+    """
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".customer-value-probe.", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return True
 
 
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433, "oracle": 1521}

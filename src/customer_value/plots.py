@@ -31,6 +31,7 @@ __all__ = [
     "persona_chart",
     "persona_shap_heatmap",
     "metric_bars",
+    "return_curve",
 ]
 
 
@@ -269,4 +270,34 @@ def metric_by_cutoff(table: pd.DataFrame, metric: str, title: str) -> Figure:
     ax.set_ylabel(metric)
     ax.set_title(title)
     ax.legend(fontsize=7)
+    return fig
+
+
+def return_curve(curve: pd.DataFrame, contacts: int, break_even: int, title: str) -> Figure:
+    """Cumulative expected net return by contacts made, best customers first.
+
+    Left: the whole base, with the budgeted list's depth and the break-even depth marked. Right:
+    one curve per persona (each ranked within itself), so a persona that stops paying early shows.
+    """
+    fig = Figure(figsize=(11, 4.5), dpi=100, layout="constrained")
+    left, right = fig.subplots(1, 2)
+    base = curve[curve["persona"] == "all"]
+    left.plot(base["contacts"], base["expected_net_gain"], color="#3b6ea5", label="expected net return")
+    left.axhline(0, color="grey", lw=1)
+    if contacts > 0:
+        at = float(base.loc[base["contacts"] == contacts, "expected_net_gain"].iloc[0])
+        left.axvline(contacts, color="#2f855a", ls="--", lw=1, label=f"budgeted list ({contacts:,})")
+        left.plot([contacts], [at], "o", color="#2f855a")
+    left.axvline(break_even, color="#c53030", ls=":", lw=1, label=f"break-even ({break_even:,})")
+    left.set_xlabel("customers contacted (highest expected gain first)")
+    left.set_ylabel("cumulative expected net return")
+    left.set_title(title)
+    left.legend(fontsize=8)
+    for name, group in curve[curve["persona"] != "all"].groupby("persona", sort=True):
+        right.plot(group["contacts"], group["expected_net_gain"], label=str(name))
+    right.axhline(0, color="grey", lw=1)
+    right.set_xlabel("customers contacted within the persona")
+    right.set_ylabel("cumulative expected net return")
+    right.set_title("per persona")
+    right.legend(fontsize=8)
     return fig

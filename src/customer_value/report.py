@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from customer_value.redaction import redact_tree
 
-__all__ = ["figure_png", "png_data_uri", "render_report"]
+__all__ = ["figure_png", "png_data_uri", "render_report", "render_targeting", "render_monitor"]
 
 _CSS = " ".join(
     [
@@ -218,3 +218,91 @@ def _identity_section(identity: pd.DataFrame | None) -> str:
         "its name while the name's claims still hold. Jaccard: the overlap of their members.</p>"
         f"{_table(identity, 2)}</div>"
     )
+
+
+def render_targeting(
+    title: str, summary: dict, personas: pd.DataFrame, top: pd.DataFrame, curve_uri: str
+) -> str:
+    """The targeting report: one page with the plan, the return curve and the list's head.
+
+    Parameters
+    ----------
+    title : str
+        Page title.
+    summary : dict
+        :attr:`customer_value.modeling.targeting.TargetingPlan.summary` plus where the inputs and
+        the list are (shown as given).
+    personas : DataFrame
+        The plan's per-persona table.
+    top : DataFrame
+        The first rows of the contact list.
+    curve_uri : str
+        The return-curve figure as a PNG data URI.
+    """
+    s = summary
+    headline = (
+        f"Contact <b>{s['contacts']:,}</b> customers for <b>{_money(s['cost'])}</b> "
+        f"(budget {_money(s['budget'])} at {s['contact_cost']:,.2f} per contact): expected saved "
+        f"value <b>{_money(s['expected_saved_value'])}</b>, expected net return "
+        f"<b>{_money(s['expected_net_gain'])}</b>. "
+        + (
+            "The budget is the limit: more contacts would still pay."
+            if s["limited_by"] == "budget"
+            else "The gain is the limit: every further contact is expected to lose money, so "
+            "part of the budget is left unspent."
+        )
+        + f" Break-even depth: {s['break_even_depth']:,} customers; best depth "
+        f"{s['best_depth']:,}."
+    )
+    facts = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt_fact(v))}</td></tr>"
+        for k, v in summary.items()
+    )
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        '<section id="targeting"><h2>Retention targeting under a budget</h2>',
+        f"<p>{headline}</p>",
+        '<p class="muted">Expected net gain per customer = P(churn) &times; CLV &times; save rate '
+        "&minus; contact cost. Save rates are assumptions from the config (targeting.save_rate, "
+        "targeting.save_rates), not measured effects.</p>",
+        _img(curve_uri, "cumulative expected return"),
+        "<h3>Per persona</h3>",
+        _table(personas, 2),
+        "<h3>First customers to contact</h3>",
+        _table(top, 2),
+        "<h3>Inputs</h3>",
+        f"<table>{facts}</table>",
+        "</section></body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def _fmt_fact(v) -> str:
+    return f"{v:,.2f}" if isinstance(v, float) else str(v)
+
+
+def render_monitor(title: str, facts: dict, alerts: list[str], tables: dict[str, pd.DataFrame]) -> str:
+    """The monitoring report: alerts first, then one table per check (title -> table)."""
+    alert_html = (
+        "<ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in alerts) + "</ul>"
+        if alerts
+        else "<p>No threshold passed: nothing to alert on.</p>"
+    )
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt_fact(v))}</td></tr>"
+        for k, v in facts.items()
+    )
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        '<section id="monitoring"><h2>Monitoring</h2>',
+        f"<table>{rows}</table>",
+        "<h3>Alerts</h3>",
+        alert_html,
+        *[f"<h3>{html.escape(k)}</h3>{_table(v, 3)}" for k, v in tables.items() if v is not None],
+        "</section></body></html>",
+    ]
+    return "\n".join(parts)

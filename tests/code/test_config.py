@@ -68,7 +68,7 @@ def test_unknown_override_key_is_an_error(make_config):
 def test_unknown_top_level_section(make_config):
     with pytest.raises(
         ConfigError,
-        match="unknown key 'modle'.*valid keys here: churn, clv, data, engine, explain, features, personas, predict, project",
+        match="unknown key 'modle'.*valid keys here: churn, clv, data, engine, explain, features, monitoring, personas, predict, project",
     ):
         load_config(make_config(MINIMAL + "modle: {}\n"))
 

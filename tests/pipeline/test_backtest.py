@@ -44,6 +44,7 @@ def test_backtest_on_the_simulated_base(trained_store):
     oracle = t[(t["model"] == "oracle (true state)") & (t["metric"] == "roc_auc")]["value"].iloc[0]
     assert oracle >= ours["value"] - 0.02  # the oracle is (close to) the ceiling
     assert (t["task"] == "transactions").any()
+    _check_interval_rows(t)
     runs = client.search_runs(
         [client.get_experiment_by_name(cfg.project.name).experiment_id],
         f"tags.mlflow.parentRunId = '{res.run_id}'",
@@ -56,6 +57,22 @@ def test_backtest_on_the_simulated_base(trained_store):
     assert after == before  # backtest models never enter the registry
     with pytest.raises(UserError, match="leave less than the 180-day window"):
         run_backtest(cfg, ["2024-03-01"], horizon_days=180, n_boot=0, say=lambda _m: None)
+
+
+def _check_interval_rows(t):
+    """CLV intervals, calibrated on training's out-of-time window, measured on the next window."""
+    ours = t[(t["task"] == "clv") & (t["model"] == "xgboost clv")].set_index("metric")
+    # ~3,000 scored and ~2,500 calibration customers: the binomial standard error of the coverage
+    # is ~1.0 point at 80 % and ~0.5 at 95 % (both samples). Measured: 81.9 % and 95.1 %. Zero-heavy
+    # customers are covered more than the level (their interval holds 0; +4 points at 80 % in the
+    # 5,000-customer, 365-day backtest), so the upper side is wider: 3 s.e. below, 4.5 s.e. above.
+    for level, tag, below, above in ((0.8, "80", 0.03, 0.045), (0.95, "95", 0.015, 0.025)):
+        row = ours.loc[f"coverage_{tag}"]
+        assert level - below <= row["value"] <= level + above, (tag, row["value"])
+        assert row["ci_low"] <= row["value"] <= row["ci_high"]
+        assert ours.loc[f"total_coverage_{tag}", "value"] in (0.0, 1.0)
+        assert 0 <= ours.loc[f"persona_total_coverage_{tag}", "value"] <= 1
+    assert 0 < ours.loc["interval_width_80", "value"] < ours.loc["interval_width_95", "value"]
 
 
 def test_evaluate_on_the_simulated_base_with_verdicts(trained_store):

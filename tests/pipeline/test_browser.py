@@ -275,3 +275,51 @@ def test_report_persona_section_shows_value_migration_and_identity(browser, trai
     assert "kept" in identity and "appeared" not in identity and "vanished" not in identity
     section.screenshot(path=str(SHOTS / "report_personas.png"))
     page.close()
+
+
+def test_targeting_report_shows_the_plan_curve_and_list(browser, tmp_path):
+    """The `target` report renders offline: headline, the return curve image, persona table."""
+    from typer.testing import CliRunner
+
+    from conftest import REPO, write
+    from customer_value.cli import app
+
+    cfg = write(tmp_path / "config.yaml", "data: {transactions: {path: raw/t.parquet}}\n")
+    preds = REPO / "tests" / "fixtures" / "chain" / "expected.parquet"
+    report = tmp_path / "targeting.html"
+    res = CliRunner().invoke(
+        app,
+        [
+            "target",
+            "--config",
+            str(cfg),
+            "--predictions",
+            str(preds),
+            "--budget",
+            "60",
+            "--contact-cost",
+            "2",
+            "--output",
+            str(tmp_path / "c.csv"),
+            "--report",
+            str(report),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    page = _page(browser)
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(report.as_uri())
+    page.wait_for_load_state("load")
+    assert page.locator("section#targeting > h2").inner_text() == "Retention targeting under a budget"
+    assert "Contact 30 customers" in page.locator("section#targeting > p").first.inner_text()
+    images = page.eval_on_selector_all(
+        "img", "els => els.map(e => ({ok: e.complete && e.naturalWidth > 0, w: e.naturalWidth}))"
+    )
+    assert len(images) == 1 and images[0]["ok"] and images[0]["w"] >= 800
+    rows = page.locator("section#targeting table").first.locator("tbody tr")
+    assert rows.count() == 4  # all + the fixture's three personas
+    assert all(u.startswith(("file:", "data:")) for u in requests), requests
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "targeting.png"), full_page=True)
+    page.close()

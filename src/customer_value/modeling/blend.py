@@ -248,11 +248,14 @@ class SpendAndCounts(RegressorMixin, BaseEstimator):
         Future spend (``predict``); its SHAP contributions explain the CLV.
     transactions : fitted regressor, optional
         Expected purchase days in the same window.
+    intervals : fitted :class:`~customer_value.modeling.intervals.ConformalCLV`, optional
+        Prediction intervals of the spend, calibrated on out-of-sample predictions.
     """
 
-    def __init__(self, spend=None, transactions=None):
+    def __init__(self, spend=None, transactions=None, intervals=None):
         self.spend = spend
         self.transactions = transactions
+        self.intervals = intervals
 
     @property
     def features_(self) -> list[str]:

@@ -108,6 +108,10 @@ def score_cutoff(config: Config, tables, c: pd.Timestamp, chain, n_boot: int) ->
             names = e.metrics or task.backtest_metrics
             boots = n_boot if e.bootstrap else 0
             rows += _rows(c, task.name, e.model, e.y, e.p, names, task.metrics, boots, seed, e.rank_only)
+        intervals = getattr(chain.models[task.name], "intervals", None)
+        if intervals is not None and entries:  # entries[0] is ours, as the chain predicts it
+            groups = predictions["persona"] if "persona" in predictions else None
+            rows += _interval_rows(c, task.name, entries[0], intervals, groups, n_boot, seed)
         for artifact, fig in task.backtest_figures(entries, c) if entries else []:
             tracking.log_figure(fig, artifact)
     # Aggregate (whole-base) transaction error of the models that predict counts.
@@ -180,6 +184,51 @@ def run_backtest(
                 )
         run_id = parent.info.run_id
     return BacktestResult(table, run_id, time.perf_counter() - t0)
+
+
+def interval_metrics(y, p, intervals, levels) -> dict[str, float]:
+    """Per level: share of customers whose outcome is inside their interval, and mean width."""
+    y = np.asarray(y, dtype=float)
+    out = {}
+    for level in levels:
+        low, high = intervals.interval(p, level)
+        tag = f"{round(100 * level):g}"
+        out[f"coverage_{tag}"] = float(np.mean((y >= low) & (y <= high)))
+        out[f"interval_width_{tag}"] = float(np.mean(high - low))
+    return out
+
+
+def total_coverage(y, p, intervals, levels, groups=None, seed: int = 0) -> dict[str, float]:
+    """Per level: 1/0 whether the base's realised total is inside its interval.
+
+    With ``groups`` (personas), also the share of groups whose realised total is inside theirs.
+    """
+    y = np.asarray(y, dtype=float)
+    out = {}
+    for level in levels:
+        tag = f"{round(100 * level):g}"
+        low, high = intervals.total_interval(p, level, seed=seed)
+        out[f"total_coverage_{tag}"] = float(low <= y.sum() <= high)
+        if groups is not None:
+            g = intervals.group_intervals(p, groups, level, seed=seed)
+            actual = pd.Series(y).groupby(np.asarray(groups)).sum().reindex(g.index)
+            out[f"persona_total_coverage_{tag}"] = float(
+                ((g["low"] <= actual) & (actual <= g["high"])).mean()
+            )
+    return out
+
+
+def _interval_rows(cutoff, task, entry, intervals, groups, n_boot, seed) -> list[dict]:
+    """Coverage and width of ours' prediction intervals at one cutoff (per customer, then totals)."""
+    levels = list(intervals.levels)
+    fn = lambda y, p: interval_metrics(y, p, intervals, levels)  # noqa: E731
+    rows = _rows(
+        cutoff, task, entry.model, entry.y, entry.p, list(fn(entry.y, entry.p)), fn, n_boot, seed
+    )
+    totals = total_coverage(entry.y, entry.p, intervals, levels, groups, seed)
+    base = {"cutoff": str(pd.Timestamp(cutoff).date()), "task": task, "model": entry.model}
+    nan = {"ci_low": np.nan, "ci_high": np.nan}
+    return rows + [{**base, "metric": k, "value": v, **nan} for k, v in totals.items()]
 
 
 def _agg_row(cutoff, model, y, p) -> dict:

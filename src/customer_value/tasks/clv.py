@@ -19,6 +19,7 @@ from customer_value.features.build import projection_ratio
 from customer_value.modeling import evaluate
 from customer_value.modeling.blend import BaselineOnly, Blend, SpendAndCounts
 from customer_value.modeling.gbm import CLV_MONOTONE, CLVModel
+from customer_value.modeling.intervals import ConformalCLV
 from customer_value.modeling.tuning import split_by_customer, tune
 from customer_value.schema import Column
 from customer_value.tasks.base import (
@@ -36,7 +37,14 @@ from customer_value.tasks.base import (
 )
 from customer_value.tasks.churn import btyd_inputs
 
-__all__ = ["CLVTask", "clv_baselines", "clv_target", "transaction_baselines", "crossfit"]
+__all__ = [
+    "CLVTask",
+    "calibrate_intervals",
+    "clv_baselines",
+    "clv_target",
+    "transaction_baselines",
+    "crossfit",
+]
 
 #: Transaction-count metrics (purchase days in the window), reported beside the spend metrics.
 TX_METRICS = ("transactions_mae", "transactions_aggregate_error")
@@ -259,6 +267,7 @@ class CLVTask(Task):
         """
         oot, tol = data.oot, config.serving.tolerance
         parts, decisions, params = {}, [], {}
+        source = self.model_label  # whose out-of-time predictions the served spend repeats
         for kind, fitted, metrics, target in (
             ("spend", model.spend, self.gate_metrics, data.target),
             ("transactions", model.transactions, TX_METRICS, "future_transactions"),
@@ -273,6 +282,7 @@ class CLVTask(Task):
             if not lost.empty:
                 best = verdicts.iloc[0]["baseline"]
                 parts[kind] = BaselineOnly(refit, kind, best).fit(oot, y)
+                source = best if kind == "spend" else source
                 decisions.append(
                     f"{kind}: serving {best} (scaled to the latest window's total): ours loses on "
                     + ", ".join(f"{r.metric} ({r.ours:.4f} vs {r.best:.4f})" for r in lost.itertuples())
@@ -292,8 +302,11 @@ class CLVTask(Task):
                     part.weights_ = part.weights_ * season
             params["season_index"] = season
             decisions.append(f"totals scaled by {season:.3f}, the season's change a year earlier")
+        intervals = calibrate_intervals(config, data, assessment, source)
         return Served(
-            SpendAndCounts(parts["spend"], parts["transactions"]), "; ".join(decisions), params
+            SpendAndCounts(parts["spend"], parts["transactions"], intervals),
+            "; ".join(decisions),
+            params,
         )
 
     def gate_score(self, model, data: TaskData, config: Config) -> float:
@@ -362,6 +375,23 @@ class CLVTask(Task):
                 for m in self.chart_metrics
             ],
         ]
+
+
+def calibrate_intervals(
+    config: Config, data: TaskData, assessment: Assessment, source: str
+) -> ConformalCLV | None:
+    """Split-conformal CLV intervals calibrated on the out-of-time window (None: not possible).
+
+    The calibration predictions are the assessment's: ``source``'s out-of-time predictions from a
+    model fitted on earlier snapshots (cross-fitted when blended), so no calibration label was seen
+    by the model it calibrates. Labels shorter than the horizon are projected at scoring time and
+    their residuals would be on another scale: no intervals then.
+    """
+    levels = config.clv.intervals_levels
+    p = assessment.scores.get(source)
+    if not levels or p is None or assessment.y is None or (data.plan and data.plan.projected):
+        return None
+    return ConformalCLV(levels=tuple(levels)).fit(assessment.y, p)
 
 
 def _refit(fitted: CLVModel, data: TaskData, target: str, config: Config) -> CLVModel:
