@@ -521,19 +521,25 @@ def check_writable(target: str | Path, option: str = "the output path", folder_o
 
 
 def _can_create_in(folder: Path) -> bool:
-    """Whether a file can really be created in ``folder`` (created and removed at once).
+    """Whether files can be created in ``folder``, asked without writing anything there.
 
     ``os.access`` answers from the permission bits, which root always passes: a read-only mount
-    or a pseudo file system such as ``/proc`` says "writable" and then refuses the write at the
-    end of the job.
+    or a kernel pseudo file system (``/proc``, ``/sys``) says "writable" and then refuses the
+    write at the end of the job. A probe file would tell, but creating one changes the folder's
+    modification time, and a refused command must leave everything as it was.
     """
     try:
-        fd, probe = tempfile.mkstemp(prefix=".customer-value-probe.", dir=folder)
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return False
+        device = os.stat(folder).st_dev
     except OSError:
         return False
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(probe)
+    for pseudo in ("/proc", "/sys"):
+        try:
+            if os.stat(pseudo).st_dev == device:
+                return False
+        except OSError:
+            continue
     return True
 
 
