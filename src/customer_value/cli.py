@@ -32,6 +32,9 @@ SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a config value: dotted.key=value (repeatable)."),
 ]
+ScoringAsOfOpt = Annotated[
+    str | None, typer.Option("--as-of", help="Scoring date (default: the last date in the data).")
+]
 
 
 _INTERRUPTED: list[int] = []  # signal numbers received, so any exception they caused reads as such
@@ -349,9 +352,7 @@ def _print_train_summary(cfg, result) -> None:
 def predict(
     config: ConfigOpt = Path("configs/default.yaml"),
     set_: SetOpt = None,
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Scoring date (default: the last date in the data).")
-    ] = None,
+    as_of: ScoringAsOfOpt = None,
     alias: Annotated[str, typer.Option(help="Registry alias of the models to use.")] = "champion",
     output: Annotated[
         str, typer.Option(help="A .parquet/.csv file, or a database URL (sqlite:///predictions.db).")
@@ -465,9 +466,7 @@ def target(
 def monitor(
     config: ConfigOpt = Path("configs/default.yaml"),
     set_: SetOpt = None,
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Scoring date (default: the last date in the data).")
-    ] = None,
+    as_of: ScoringAsOfOpt = None,
     alias: Annotated[str, typer.Option(help="Registry alias of the models to check.")] = "champion",
     predictions: Annotated[
         Path | None,

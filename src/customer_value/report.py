@@ -254,14 +254,7 @@ def render_targeting(
         + f" Break-even depth: {s['break_even_depth']:,} customers; best depth "
         f"{s['best_depth']:,}."
     )
-    facts = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt_fact(v))}</td></tr>"
-        for k, v in summary.items()
-    )
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
         '<section id="targeting"><h2>Retention targeting under a budget</h2>',
         f"<p>{headline}</p>",
         '<p class="muted">Expected net gain per customer = P(churn) &times; CLV &times; save rate '
@@ -273,10 +266,10 @@ def render_targeting(
         "<h3>First customers to contact</h3>",
         _table(top, 2),
         "<h3>Inputs</h3>",
-        f"<table>{facts}</table>",
-        "</section></body></html>",
+        _facts(summary),
+        "</section>",
     ]
-    return "\n".join(parts)
+    return _page(title, parts)
 
 
 def _fmt_fact(v) -> str:
@@ -290,19 +283,30 @@ def render_monitor(title: str, facts: dict, alerts: list[str], tables: dict[str,
         if alerts
         else "<p>No threshold passed: nothing to alert on.</p>"
     )
+    parts = [
+        '<section id="monitoring"><h2>Monitoring</h2>',
+        _facts(facts),
+        "<h3>Alerts</h3>",
+        alert_html,
+        *[f"<h3>{html.escape(k)}</h3>{_table(v, 3)}" for k, v in tables.items() if v is not None],
+        "</section>",
+    ]
+    return _page(title, parts)
+
+
+def _facts(facts: dict) -> str:
+    """A two-column table of named facts."""
     rows = "".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt_fact(v))}</td></tr>"
         for k, v in facts.items()
     )
-    parts = [
+    return f"<table>{rows}</table>"
+
+
+def _page(title: str, body: list[str]) -> str:
+    """A whole self-contained page: the shared style, the title, then ``body``."""
+    head = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        '<section id="monitoring"><h2>Monitoring</h2>',
-        f"<table>{rows}</table>",
-        "<h3>Alerts</h3>",
-        alert_html,
-        *[f"<h3>{html.escape(k)}</h3>{_table(v, 3)}" for k, v in tables.items() if v is not None],
-        "</section></body></html>",
-    ]
-    return "\n".join(parts)
+        f"<style>{_CSS}</style></head><body>"
+    )
+    return "\n".join([head, f"<h1>{html.escape(title)}</h1>", *body, "</body></html>"])
