@@ -7,7 +7,7 @@ CONFIG ?= configs/default.yaml
 CV     := $(BIN)/customer-value
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock browser notebooks doctor simulate validate features catalog train predict target monitor ui test test-fast lint bench bench-features bench-predict bench-evaluate bench-fuzz bench-personas bench-monitor evaluate backtest clean
+.PHONY: help install lock browser notebooks doctor simulate validate features catalog train predict target monitor uplift bench-uplift ui test test-fast lint bench bench-features bench-predict bench-evaluate bench-fuzz bench-personas bench-monitor evaluate backtest clean
 
 help: ## Show the targets with one line each
 	@echo "customer_value — make targets:"
@@ -82,8 +82,13 @@ train: $(STAMP) ## The main job on CONFIG (default: simulated data, simulated on
 predict: $(STAMP) ## Score the whole base with the champion models -> data/processed/predictions.parquet
 	$(CV) predict --config $(CONFIG) $(if $(AS_OF),--as-of $(AS_OF),)
 
-target: $(STAMP) ## Whom to contact for a retention budget (BUDGET=5000 CONTACT_COST=2.5) -> data/processed/contacts.csv
-	$(CV) target --config $(CONFIG) $(if $(BUDGET),--budget $(BUDGET),) $(if $(CONTACT_COST),--contact-cost $(CONTACT_COST),)
+target: $(STAMP) ## Whom to contact for a retention budget (BUDGET=5000 CONTACT_COST=2.5 UPLIFT=learned file) -> data/processed/contacts.csv
+	$(CV) target --config $(CONFIG) $(if $(BUDGET),--budget $(BUDGET),) $(if $(CONTACT_COST),--contact-cost $(CONTACT_COST),) $(if $(UPLIFT),--uplift $(UPLIFT),)
+
+# The default data has no campaign: uplift reads configs/campaign.yaml unless CONFIG is given.
+UPLIFT_CONFIG := $(if $(filter command line environment,$(origin CONFIG)),$(CONFIG),configs/campaign.yaml)
+uplift: $(STAMP) ## Who a retention contact changes, from a randomized campaign (default: the simulated one) -> data/processed/uplift.parquet
+	$(CV) uplift --config $(UPLIFT_CONFIG)
 
 monitor: $(STAMP) ## Drift of the latest scoring against the training snapshot (exit 3 on drift; PREDICTIONS=earlier file)
 	$(CV) monitor --config $(CONFIG) $(if $(AS_OF),--as-of $(AS_OF),) $(if $(PREDICTIONS),--predictions $(PREDICTIONS),)
@@ -125,6 +130,9 @@ bench: $(BENCH_STAMP) bench-evaluate bench-fuzz ## All benchmarks and backtests 
 
 bench-monitor: $(STAMP) ## Drift alarms on unchanged vs edited simulated logs (~3 min) -> reports/bench_monitor.md
 	$(BIN)/python benchmarks/bench_monitor.py --customers 5000 --out reports/bench_monitor.md
+
+bench-uplift: $(STAMP) ## Uplift learners vs the simulated campaign's known effects, 5 seeds (~6 min) -> reports/bench_uplift.md
+	$(BIN)/python benchmarks/bench_uplift.py --customers 20000 --seeds 5 --out reports/bench_uplift.md
 
 bench-personas: $(STAMP) ## Persona spaces x algorithms vs the simulated true personas and a supervised ceiling (~15 min)
 	@test -n "$$(ls data/raw 2>/dev/null)" || $(CV) simulate --config configs/default.yaml

@@ -194,6 +194,12 @@ def _print_validation(loaded) -> None:
     if loaded.data.interactions is not None:
         counts = loaded.data.interactions["kind"].value_counts().to_dict()
         typer.echo("Interactions: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
+    camp = loaded.data.campaigns
+    if camp is not None:
+        typer.echo(
+            f"Campaigns: {len(camp):,} rows on {camp['date'].nunique():,} date(s), "
+            f"{int(camp['treated'].sum()):,} contacted, {int((~camp['treated']).sum()):,} held back"
+        )
     for text in report.warnings:
         typer.echo(f"warning: {text}", err=True)
 
@@ -415,13 +421,23 @@ def target(
     report: Annotated[
         str, typer.Option(help="The targeting report (.html); --report '' for none.")
     ] = "reports/targeting.html",
+    uplift: Annotated[
+        Path | None,
+        typer.Option(help="Learned uplift (`customer-value uplift`) instead of config save rates."),
+    ] = None,
 ) -> None:
     """Whom to contact for a retention budget: gain = P(churn) x CLV x save rate - contact cost."""
     from customer_value.pipelines.target import run_target
 
     cfg = _load(config, set_)
     res = run_target(
-        cfg, predictions, budget, contact_cost, output, Path(report) if report.strip() else None
+        cfg,
+        predictions,
+        budget,
+        contact_cost,
+        output,
+        Path(report) if report.strip() else None,
+        uplift,
     )
     s = res.plan.summary
     typer.echo(
@@ -458,6 +474,37 @@ def target(
             ],
         )
     )
+    typer.echo(f"-> {res.output}" + (f" and {res.report}" if res.report else ""))
+
+
+@app.command()
+@_user_errors
+def uplift(
+    config: ConfigOpt = Path("configs/campaign.yaml"),
+    set_: SetOpt = None,
+    output: Annotated[
+        Path, typer.Option(help="Each customer's uplift at the latest date (.parquet/.csv).")
+    ] = Path("data/processed/uplift.parquet"),
+    report: Annotated[
+        str, typer.Option(help="The uplift report (.html); --report '' for none.")
+    ] = "reports/uplift.html",
+) -> None:
+    """Learn who a retention contact changes from a randomized campaign (data.campaigns)."""
+    from customer_value.pipelines.uplift import run_uplift
+
+    cfg = _load(config, set_)
+    res = run_uplift(cfg, output, Path(report) if report.strip() else None, say=typer.echo)
+    m = res.metrics
+    for note in res.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(
+        f"Held out {int(m['held_out_customers']):,} contacts: observed effect "
+        f"{m['observed_effect']:+.3f} (± {1.96 * m['observed_effect_se']:.3f}), predicted "
+        f"{m['predicted_effect']:+.3f}; Qini coefficient {m['qini_coefficient']:.3f}"
+    )
+    tops = {k: v for k, v in m.items() if k.startswith("uplift_at_")}
+    typer.echo("  " + ", ".join(f"uplift@{k[10:]}% {v:+.3f}" for k, v in tops.items()))
+    typer.echo(_format_table(res.deciles.to_dict("records"), list(res.deciles.columns), 3))
     typer.echo(f"-> {res.output}" + (f" and {res.report}" if res.report else ""))
 
 

@@ -200,6 +200,11 @@ class DataConfig(_Model):
     transactions: SourceConfig
     customers: SourceConfig | None = None
     interactions: SourceConfig | None = None
+    campaigns: SourceConfig | None = Field(
+        None,
+        description="Retention campaigns: customer_id, date, treated (contacted or held back), "
+        "optional channel and cost; read by `customer-value uplift`.",
+    )
     policies: PolicyConfig = Field(default_factory=PolicyConfig)
     timezone: str | None = Field(
         None,
@@ -222,6 +227,29 @@ class DataConfig(_Model):
             raise ValueError(
                 f"unknown timezone {value!r}; use an IANA name such as Europe/Paris or UTC"
             ) from None
+        return value
+
+
+class CampaignSimConfig(_Model):
+    """A randomized retention campaign in the simulated base, with a known effect per persona."""
+
+    date: dt.date | None = Field(
+        None, description="Contact day; None: window_days before simulation.end_date."
+    )
+    window_days: int = Field(90, gt=0, le=730, description="Response window from the contact day.")
+    treat_share: float = Field(0.5, gt=0, lt=1, description="Share of the base contacted.")
+    effects: dict[str, float] | None = Field(
+        None,
+        description="Persona name -> probability that a contact makes a would-be non-buyer buy "
+        "in the window (synthetic.CAMPAIGN_EFFECTS when None).",
+    )
+    contact_cost: float = Field(1.0, ge=0, allow_inf_nan=False)
+
+    @field_validator("effects")
+    @classmethod
+    def _effects_are_shares(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None and not all(0.0 <= v <= 1.0 for v in value.values()):
+            raise ValueError("campaign effects are probabilities between 0 and 1")
         return value
 
 
@@ -251,11 +279,19 @@ class SimulationConfig(_Model):
     truth_dir: Path = Path("../data/truth")
     auto: bool = Field(True, description="Simulate when the configured transactions are absent.")
     format: Literal["parquet", "csv"] = "parquet"
+    campaign: CampaignSimConfig | None = Field(
+        None, description="Add a randomized retention campaign (written as campaigns.<format>)."
+    )
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> SimulationConfig:
         if self.end_date <= self.start_date:
             raise ValueError(f"end_date ({self.end_date}) must be after start_date ({self.start_date})")
+        day = self.campaign.date if self.campaign is not None else None
+        if day is not None and not (self.start_date < day <= self.end_date):
+            raise ValueError(
+                f"campaign.date ({day}) must fall after start_date and by end_date ({self.end_date})"
+            )
         if (self.end_date - self.start_date).days > 20 * 365:
             raise ValueError(
                 "the simulated history is longer than 20 years; shorten start_date..end_date"
@@ -512,6 +548,38 @@ class TargetingConfig(_Model):
         return value
 
 
+class UpliftConfig(_Model):
+    """`customer-value uplift`: who a retention contact changes, learned from a campaign log."""
+
+    window_days: int | None = Field(
+        None,
+        gt=0,
+        le=730,
+        description="Response = a purchase day in the window after the contact day; None: "
+        "features.churn_window_days, so the learned effect is an effect on the churn label.",
+    )
+    learner: Literal["x", "two_model"] = Field(
+        "x", description="X-learner (Künzel et al. 2019) or two separate outcome models."
+    )
+    holdout_share: float = Field(
+        0.3, gt=0, lt=1, description="Share of the campaign held out to score the model (Qini)."
+    )
+    top_shares: list[float] = Field(
+        default_factory=lambda: [0.1, 0.2, 0.3],
+        description="uplift@k is reported for these shares of the held-out customers.",
+    )
+    n_estimators: int = Field(300, gt=0, le=5000)
+    max_depth: int = Field(3, gt=0, le=12)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+
+    @field_validator("top_shares")
+    @classmethod
+    def _shares(cls, value: list[float]) -> list[float]:
+        if not value or not all(0 < v <= 1 for v in value) or len(value) > 20:
+            raise ValueError("top_shares: 1 to 20 shares, each above 0 and at most 1")
+        return value
+
+
 class MonitoringConfig(_Model):
     """`customer-value monitor`: when the latest scoring has drifted from the training snapshot."""
 
@@ -630,6 +698,7 @@ class Config(_Model):
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
     targeting: TargetingConfig = Field(default_factory=TargetingConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    uplift: UpliftConfig = Field(default_factory=UpliftConfig)
     predict: PredictConfig = Field(default_factory=PredictConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 

@@ -173,6 +173,20 @@ def gain_chart(gains: dict[str, np.ndarray], title: str) -> Figure:
     return fig
 
 
+def qini_chart(qini: pd.DataFrame, title: str) -> Figure:
+    """The Qini curve (incremental responders by customers targeted) against random targeting."""
+    fig, ax = _fig(6, 5)
+    n, q = qini["n"].to_numpy(dtype=float), qini["qini"].to_numpy(dtype=float)
+    ax.plot(n, q, color="#3b6ea5", label="model")
+    ax.plot([0, n[-1]], [0, q[-1]], color="grey", ls="--", lw=1, label="random")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("customers targeted (highest predicted uplift first)")
+    ax.set_ylabel("incremental responders")
+    ax.set_title(title)
+    ax.legend()
+    return fig
+
+
 def persona_shap_heatmap(mean_shap: pd.DataFrame, features: list[str], title: str) -> Figure:
     """Mean SHAP per persona (rows) and feature (columns): what drives each persona, and which way.
 

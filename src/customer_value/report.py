@@ -258,8 +258,14 @@ def render_targeting(
         '<section id="targeting"><h2>Retention targeting under a budget</h2>',
         f"<p>{headline}</p>",
         '<p class="muted">Expected net gain per customer = P(churn) &times; CLV &times; save rate '
-        "&minus; contact cost. Save rates are assumptions from the config (targeting.save_rate, "
-        "targeting.save_rates), not measured effects.</p>",
+        "&minus; contact cost. "
+        + (
+            "Save rates come from the uplift learned on a campaign (max(uplift, 0) / P(churn), "
+            "capped at 1), so the saved value is uplift &times; CLV.</p>"
+            if str(s.get("save rates", "config")).startswith("learned")
+            else "Save rates are assumptions from the config (targeting.save_rate, "
+            "targeting.save_rates), not measured effects.</p>"
+        ),
         _img(curve_uri, "cumulative expected return"),
         "<h3>Per persona</h3>",
         _table(personas, 2),
@@ -289,6 +295,43 @@ def render_monitor(title: str, facts: dict, alerts: list[str], tables: dict[str,
         "<h3>Alerts</h3>",
         alert_html,
         *[f"<h3>{html.escape(k)}</h3>{_table(v, 3)}" for k, v in tables.items() if v is not None],
+        "</section>",
+    ]
+    return _page(title, parts)
+
+
+def render_uplift(
+    title: str, facts: dict, deciles: pd.DataFrame, notes: list[str], qini_uri: str
+) -> str:
+    """The uplift report: the held-out Qini curve, the effect per decile of predicted uplift.
+
+    Parameters
+    ----------
+    title : str
+        Page title.
+    facts : dict
+        The learner, windows, campaign dates and held-out metrics (shown as given).
+    deciles : DataFrame
+        Observed effect (difference in response rates, with its 95 % interval) per decile of
+        predicted uplift, highest first.
+    notes : list of str
+        What was left out and why.
+    qini_uri : str
+        The Qini figure as a PNG data URI.
+    """
+    note_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    parts = [
+        '<section id="uplift"><h2>Who the campaign changed</h2>',
+        '<p class="muted">Uplift = P(buys in the window | contacted) &minus; P(buys | not '
+        "contacted), learned on one part of a randomized campaign and checked on the held-out "
+        "rest: a good model puts the customers whose observed effect is largest in its first "
+        "deciles.</p>",
+        _img(qini_uri, "held-out Qini curve"),
+        "<h3>Observed effect per decile of predicted uplift (held out)</h3>",
+        _table(deciles, 3),
+        "<h3>Run</h3>",
+        _facts(facts),
+        f"<h3>Notes</h3><ul>{note_html}</ul>" if notes else "",
         "</section>",
     ]
     return _page(title, parts)

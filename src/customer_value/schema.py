@@ -74,7 +74,14 @@ INTERACTIONS = TableSchema(
     optional={"score": "float"},
 )
 
-TABLES: dict[str, TableSchema] = {t.name: t for t in (TRANSACTIONS, CUSTOMERS, INTERACTIONS)}
+#: One row per customer contacted (treated) or held back (control) by a retention campaign on a date.
+CAMPAIGNS = TableSchema(
+    name="campaigns",
+    required={"customer_id": "string", "date": "datetime", "treated": "bool"},
+    optional={"channel": "string", "cost": "float"},
+)
+
+TABLES: dict[str, TableSchema] = {t.name: t for t in (TRANSACTIONS, CUSTOMERS, INTERACTIONS, CAMPAIGNS)}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -61,6 +61,9 @@ __all__ = [
     "simulate_drift",
     "simulate_bgnbd",
     "simulate_gamma_gamma",
+    "CampaignParams",
+    "CAMPAIGN_EFFECTS",
+    "add_campaign",
 ]
 CATEGORIES = ("grocery", "home", "fashion", "electronics", "beauty", "toys", "garden", "sports")
 #: Gross margin (share of list price) per category, in CATEGORIES order.
@@ -229,6 +232,7 @@ class SimulatedBase:
     future_transactions: pd.DataFrame
     observation_end: pd.Timestamp
     params: dict = field(default_factory=dict)
+    campaigns: pd.DataFrame | None = None
 
 
 def _exp_orderstats(rng: np.random.Generator, n_events: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -1353,3 +1357,157 @@ def simulate_gamma_gamma(
     total = rng.gamma(np.maximum(p * frequency, 1e-12), 1.0 / nu)
     mean = np.where(frequency > 0, total / np.maximum(frequency, 1), np.nan)
     return pd.DataFrame({"frequency": frequency, "monetary_value": mean, "nu": nu})
+
+
+# --------------------------------------------------------------------------------------------------
+# A randomized retention campaign with a known effect per persona.
+
+#: Probability that one contact makes a customer who would not have bought in the response window
+#: buy once in it, per persona. Deal seekers answer an offer; one-time buyers and champions (who buy
+#: anyway) barely move. The effect on the response rate is this times the persona's share of
+#: would-be non-buyers, so the ranking of personas by effect is not the ranking by these numbers.
+CAMPAIGN_EFFECTS = {
+    "champions": 0.05,
+    "loyal_regulars": 0.15,
+    "big_ticket_occasionals": 0.30,
+    "bargain_hunters": 0.45,
+    "serial_returners": 0.10,
+    "one_and_done": 0.02,
+}
+
+
+@dataclass(frozen=True)
+class CampaignParams:
+    """A retention campaign sent on one day to a random half of the customers acquired before it.
+
+    Attributes
+    ----------
+    date : date, optional
+        The contact day; None: ``window_days`` before the observation end, so the response window
+        is fully observed.
+    window_days : int
+        The response window: a purchase day in ``[date, date + window_days)``, which is the churn
+        label's window ``(as_of, as_of + window_days]`` with ``as_of`` the day before the contact.
+    treat_share : float
+        Share of eligible customers contacted; the rest are the control group.
+    effects : mapping
+        Persona name -> probability that a contact turns a would-be non-buyer into a buyer;
+        personas not named get 0.
+    contact_cost : float
+        Cost of one contact, written in the campaigns table's ``cost`` column.
+    """
+
+    date: dt.date | None = None
+    window_days: int = 90
+    treat_share: float = 0.5
+    effects: Mapping[str, float] = field(default_factory=lambda: dict(CAMPAIGN_EFFECTS))
+    contact_cost: float = 1.0
+
+
+def _response_days(transactions: pd.DataFrame, first: pd.Timestamp, days: int) -> pd.Series:
+    """Customers with a purchase day (net amount > 0, METRICS.md) in ``[first, first + days)``."""
+    tx = transactions[
+        (transactions["timestamp"] >= first)
+        & (transactions["timestamp"] < first + pd.Timedelta(days=days))
+    ]
+    net = tx.groupby(["customer_id", tx["timestamp"].dt.normalize()])["amount"].sum().round(6)
+    return net[net > 0].index.get_level_values(0).unique()
+
+
+def _repeat_orders(
+    rng: np.random.Generator, tx: pd.DataFrame, buyers: np.ndarray, first: pd.Timestamp, days: int
+) -> pd.DataFrame:
+    """One new order per buyer, on a random moment of the window.
+
+    The order copies the buyer's last basket before ``first``, so it keeps the persona's spend and
+    categories.
+    """
+    sales = tx[(tx["amount"] > 0) & (tx["timestamp"] < first) & tx["customer_id"].isin(buyers)]
+    last = sales.groupby("customer_id")["order_id"].last()
+    lines = sales[sales["order_id"].isin(last.to_numpy())].copy()
+    # Hours 07:00-23:00 like every simulated order, on a uniform day of the window.
+    offset = rng.integers(0, days, len(last)) * 86400 + rng.integers(7 * 3600, 23 * 3600, len(last))
+    when = pd.Series(first + pd.to_timedelta(offset, unit="s"), index=last.index)
+    lines["timestamp"] = lines["customer_id"].map(when)
+    lines["order_id"] = "C" + lines["order_id"].astype(str)
+    return lines
+
+
+def add_campaign(base: SimulatedBase, params: CampaignParams, seed: int = 0) -> SimulatedBase:
+    """Send a randomized campaign to ``base`` and add the purchases it causes.
+
+    Both potential outcomes are known: ``campaign_y0`` (bought in the window without the contact,
+    read from the untouched log) and ``campaign_y1`` (with it). The expected individual effect on
+    the response rate is ``campaign_effect = effect[persona] * (1 - y0)``: a contact only matters
+    for a customer who would not have bought anyway.
+
+    Parameters
+    ----------
+    base : SimulatedBase
+        A simulated base; it is not modified.
+    params : CampaignParams
+        The campaign.
+    seed : int
+        Seed of the assignment and the responses (a stream of its own, so the base is unchanged).
+
+    Returns
+    -------
+    SimulatedBase
+        With ``campaigns`` (customer_id, date, treated, channel, cost), the caused orders added to
+        ``transactions``, and the truth columns ``campaign_eligible``, ``campaign_treated``,
+        ``campaign_y0``, ``campaign_y1`` and ``campaign_effect``.
+
+    Examples
+    --------
+    >>> base = add_campaign(simulate_base(300, seed=1), CampaignParams(), seed=1)
+    >>> set(base.campaigns["treated"].unique()) <= {True, False}
+    True
+    """
+    rng = np.random.default_rng([seed, 0xCA4])
+    end = base.observation_end
+    first = (
+        pd.Timestamp(params.date)
+        if params.date is not None
+        else end - pd.Timedelta(days=params.window_days - 1)
+    )
+    if first - pd.Timedelta(days=1) < pd.Timestamp(base.params["start_date"]) or first > end:
+        raise ValueError(f"campaign date {first.date()} is outside the observed period")
+    tx = base.transactions
+    acquired = tx.loc[tx["timestamp"] < first.normalize()].groupby("customer_id").size().index
+    truth = base.truth.set_index("customer_id")
+    ids = truth.index[truth.index.isin(acquired)].to_numpy()
+    treated = rng.random(len(ids)) < params.treat_share
+    y0 = np.isin(ids, _response_days(tx, first, params.window_days))
+    effect = truth.loc[ids, "persona"].map(dict(params.effects)).fillna(0.0).to_numpy(dtype=float)
+    saved = treated & ~y0 & (rng.random(len(ids)) < effect)
+    added = _repeat_orders(rng, tx, ids[saved], first, params.window_days)
+    transactions = (
+        pd.concat([tx, added], ignore_index=True)
+        .sort_values(["timestamp", "order_id", "product_id"], kind="stable")
+        .reset_index(drop=True)
+    )
+    campaigns = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "date": first.normalize(),
+            "treated": treated,
+            "channel": "email",
+            "cost": np.where(treated, params.contact_cost, 0.0),
+        }
+    )
+    truth["campaign_eligible"] = truth.index.isin(ids)
+    columns = {
+        "campaign_treated": treated,
+        "campaign_y0": y0,
+        "campaign_y1": y0 | saved,
+        "campaign_effect": effect * ~y0,
+    }
+    for name, values in columns.items():
+        truth[name] = pd.Series(values, index=ids).reindex(truth.index)
+    return dataclasses.replace(
+        base,
+        transactions=transactions,
+        truth=truth.reset_index(),
+        campaigns=campaigns,
+        params={**base.params, "campaign": {**dataclasses.asdict(params), "seed": seed}},
+    )

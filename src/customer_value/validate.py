@@ -57,11 +57,12 @@ class ValidationReport:
 
 @dataclass
 class ValidatedData:
-    """The validated contract tables. ``customers`` and ``interactions`` may be absent."""
+    """The validated contract tables. All but ``transactions`` may be absent."""
 
     transactions: pd.DataFrame
     customers: pd.DataFrame | None = None
     interactions: pd.DataFrame | None = None
+    campaigns: pd.DataFrame | None = None
 
 
 def _require_columns(frame: pd.DataFrame, schema: TableSchema, file: str) -> None:
@@ -311,7 +312,7 @@ _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
 
 
-def _parse_bool(values: pd.Series, *, file: str) -> pd.Series:
+def _parse_bool(values: pd.Series, *, file: str, column: str = "is_return") -> pd.Series:
     """Booleans from bools, 0/1 or text (true/false, yes/no); anything else is an error."""
     if pd.api.types.is_bool_dtype(values):
         return values.astype(bool)
@@ -321,7 +322,7 @@ def _parse_bool(values: pd.Series, *, file: str) -> pd.Series:
         raise DataValidationError(
             "values that are not true/false",
             file=file,
-            column="is_return",
+            column=column,
             examples=values[bad].unique()[:5],
             hint="use true/false (or 1/0)",
         )
@@ -633,18 +634,87 @@ def _validate_interactions(
     return frame
 
 
+def _validate_campaigns(
+    raw: pd.DataFrame, file: str, date_format: str | None, timezone: str | None, report: ValidationReport
+) -> pd.DataFrame:
+    """One row per customer and contact day, with ``treated`` a real bool and costs ≥ 0.
+
+    A missing ``treated`` is an error rather than "control": guessing the arm of a customer would
+    bias every effect estimated from the table.
+    """
+    schema = TABLES["campaigns"]
+    _require_columns(raw, schema, file)
+    report.add("campaigns", "read", "read", len(raw))
+    frame = pd.DataFrame({"customer_id": _normalize_ids(raw["customer_id"])})
+    missing = frame["customer_id"].isna()
+    report.add("campaigns", "missing_customer_id", "dropped", int(missing.sum()))
+    frame["date"] = _parse_datetime(
+        raw["date"], file=file, column="date", fmt=date_format, timezone=timezone
+    ).dt.normalize()
+    _check_plausible_dates(frame["date"], raw["date"], file=file, column="date")
+    undated = frame["date"].isna() & ~missing
+    text = raw["treated"].astype("string").str.strip().fillna("")
+    no_arm = (text == "").to_numpy(dtype=bool) & ~missing.to_numpy(dtype=bool)
+    for bad, column, what in (
+        (undated.to_numpy(dtype=bool), "date", "no date"),
+        (no_arm, "treated", "no arm"),
+    ):
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise DataValidationError(
+                f"{len(rows)} campaign row(s) with {what}, at {', '.join(rows_label(rows, file))}",
+                file=file,
+                column=column,
+                hint="every row needs the contact date and whether the customer was contacted "
+                "(treated true) or held back (false)",
+            )
+    frame["treated"] = _parse_bool(raw["treated"], file=file, column="treated")
+    if "channel" in raw.columns:
+        frame["channel"] = raw["channel"].astype("string").str.strip()
+    if "cost" in raw.columns:
+        frame["cost"] = _parse_float(raw["cost"], file=file, column="cost")
+        neg = frame["cost"] < 0
+        if neg.any():
+            raise DataValidationError(
+                f"{int(neg.sum())} negative contact cost(s)",
+                file=file,
+                column="cost",
+                examples=frame.loc[neg, "cost"].head(5).tolist(),
+                hint="a contact costs 0 or more",
+            )
+    frame = frame[~missing]
+    key = ["customer_id", "date"]
+    arms = frame.groupby(key)["treated"].nunique()
+    if (arms > 1).any():
+        clash = arms[arms > 1].index[:3]
+        raise DataValidationError(
+            f"{int((arms > 1).sum())} customer(s) are both treated and control on the same date",
+            file=file,
+            column="treated",
+            examples=[f"{c} on {d.date()}" for c, d in clash],
+            hint="keep one arm per customer and date",
+        )
+    dup = frame.duplicated(key, keep="first")
+    report.add("campaigns", "duplicate_customer_date", "dropped", int(dup.sum()))
+    frame = frame[~dup].sort_values(key, kind="stable").reset_index(drop=True)
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    report.add("campaigns", "output", "kept", len(frame))
+    return frame
+
+
 def validate_tables(
     transactions: pd.DataFrame,
     config: DataConfig,
     customers: pd.DataFrame | None = None,
     interactions: pd.DataFrame | None = None,
+    campaigns: pd.DataFrame | None = None,
 ) -> tuple[ValidatedData, ValidationReport]:
     """Validate raw contract frames (as read by :func:`customer_value.io.read_source`).
 
     Parameters
     ----------
-    transactions, customers, interactions : DataFrame
-        Raw frames under contract column names; the last two are optional.
+    transactions, customers, interactions, campaigns : DataFrame
+        Raw frames under contract column names; all but the first are optional.
     config : DataConfig
         Sources (for file names and date formats) and policies.
 
@@ -681,13 +751,22 @@ def validate_tables(
             config.timezone,
             report,
         )
-    _report_unmatched(tx, cust, inter, report)
+    camp = None
+    if campaigns is not None and config.campaigns is not None:
+        camp = _validate_campaigns(
+            campaigns,
+            str(config.campaigns.path),
+            config.campaigns.date_format,
+            config.timezone,
+            report,
+        )
+    _report_unmatched(tx, cust, inter, report, camp)
     report.facts["summary"] = summarize(tx)
     report.facts["warnings"] = list(report.warnings)
-    return ValidatedData(tx, cust, inter), report
+    return ValidatedData(tx, cust, inter, camp), report
 
 
-def _report_unmatched(tx, cust, inter, report: ValidationReport) -> None:
+def _report_unmatched(tx, cust, inter, report: ValidationReport, camp=None) -> None:
     """Customers-table rows, referrers and interactions whose customer has no transaction.
 
     They are kept (a customer may not have bought yet) but take no part in any feature, so the
@@ -699,6 +778,7 @@ def _report_unmatched(tx, cust, inter, report: ValidationReport) -> None:
         ("customers", cust, "customer_id"),
         ("customers", cust, "referred_by"),
         ("interactions", inter, "customer_id"),
+        ("campaigns", camp, "customer_id"),
     ):
         if frame is None or col not in frame.columns:
             continue

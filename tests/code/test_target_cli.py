@@ -315,3 +315,71 @@ def test_fuzz_hostile_cells_are_exit_0_or_2_never_a_bug(setup, cells, budget):
     else:
         listed = pd.read_csv(out)
         assert listed["cumulative_cost"].max() <= float(budget) + 1e-9
+
+
+def _uplift_file(preds, path, tau):
+    p = pd.read_parquet(preds)
+    frame = pd.DataFrame({"customer_id": p["customer_id"], "as_of": p["as_of"], "uplift": tau})
+    frame.to_parquet(path) if str(path).endswith(".parquet") else frame.to_csv(path, index=False)
+    return path
+
+
+def test_learned_uplift_replaces_the_config_save_rates(setup):
+    """gain = min(max(uplift, 0), P(churn)) x CLV - cost, customer by customer."""
+    cfg, preds, tmp = setup
+    p = pd.read_parquet(preds)
+    rng = np.random.default_rng(3)
+    tau = rng.uniform(-0.2, 0.6, len(p))  # some negative, some above P(churn)
+    up = _uplift_file(preds, tmp / "uplift.parquet", tau)
+    out, rep = tmp / "contacts.csv", tmp / "t.html"
+    res = invoke(
+        "--config", cfg, "--predictions", preds, "--uplift", up, "--budget", 1e6,
+        "--contact-cost", 1, "--output", out, "--report", rep,
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    saved = np.minimum(np.clip(tau, 0, None), p["churn_probability"]) * p["predicted_clv"]
+    gain = pd.Series(saved.to_numpy() - 1.0, index=p["customer_id"])
+    expected = gain[gain > 0].sort_values(ascending=False, kind="stable")
+    contacts = pd.read_csv(out)
+    assert contacts["customer_id"].tolist() == expected.index.tolist()  # the gain limits the list
+    np.testing.assert_allclose(contacts["expected_net_gain"], expected.to_numpy())
+    assert not set(p.loc[tau <= 0, "customer_id"]) & set(contacts["customer_id"])
+    page = rep.read_text(encoding="utf-8")
+    assert "learned uplift" in page and "assumptions from the config" not in page
+
+
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        (lambda f: f.drop(columns="uplift"), "missing column(s) uplift"),
+        (lambda f: f.iloc[1:], "customer(s) of the predictions have no uplift"),
+        (lambda f: f.assign(uplift=f["uplift"].where(f.index != 5, 1.5)), "between -1 and 1"),
+        (lambda f: f.assign(uplift=f["uplift"].astype(str).where(f.index != 2, "n/a")), "'n/a'"),
+        (lambda f: pd.concat([f, f.iloc[:1]]), "missing or repeated"),
+        (lambda f: f.assign(as_of=pd.Timestamp("2020-01-01")), "scored on 2020-01-01"),
+    ],
+)
+def test_bad_uplift_file_is_exit_2_and_writes_nothing(setup, edit, fragment):
+    cfg, preds, tmp = setup
+    p = pd.read_parquet(preds)
+    good = pd.DataFrame({"customer_id": p["customer_id"], "as_of": p["as_of"], "uplift": 0.1})
+    edit(good).to_csv(tmp / "uplift.csv", index=False)
+    out = tmp / "contacts.csv"
+    res = invoke(
+        "--config", cfg, "--predictions", preds, "--uplift", tmp / "uplift.csv", "--budget", 100,
+        "--contact-cost", 1, "--output", out, "--report", "",
+    )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert fragment in res.output, res.output
+    assert "Traceback" not in res.output and not out.exists()
+
+
+def test_uplift_file_missing_or_the_output_itself(setup):
+    cfg, preds, tmp = setup
+    args = ["--config", cfg, "--predictions", preds, "--budget", 100, "--contact-cost", 1]
+    res = invoke(*args, "--uplift", tmp / "nope.parquet", "--output", tmp / "c.csv", "--report", "")
+    assert res.exit_code == 2 and "no uplift file here" in res.output, res.output
+    up = _uplift_file(preds, tmp / "u.csv", 0.1)
+    res = invoke(*args, "--uplift", up, "--output", up, "--report", "")
+    assert res.exit_code == 2 and "also an output" in res.output, res.output
+    assert pd.read_csv(up)["uplift"].eq(0.1).all()

@@ -246,3 +246,60 @@ def test_row_numbers_are_file_lines_for_csv_and_rows_for_parquet(tmp_path, make_
         )
         with pytest.raises(DataValidationError, match=where):
             load_data(cfg)
+
+
+CAMPAIGN_TX = "customer_id,timestamp,amount\n1,2024-01-01,5\n2,2024-01-02,6\n3,2024-01-03,7\n"
+
+
+def load_campaigns(tmp_path, make_config, text, name="camp.csv"):
+    write(tmp_path / "tx.csv", CAMPAIGN_TX)
+    write(tmp_path / name, text)
+    return load_data(load_config(make_config(BODY.format(extra=f"  campaigns: {{path: {name}}}"))))
+
+
+def test_campaigns_table_typed_deduplicated_and_counted(tmp_path, make_config):
+    loaded = load_campaigns(
+        tmp_path,
+        make_config,
+        "customer_id,date,treated,channel,cost\n"
+        "1,2024-02-01 10:30,yes,email,1.5\n"
+        "2,2024-02-01,0,email,0\n"
+        "2,2024-02-01,false,email,0\n"  # the same row again: dropped
+        "9,2024-02-01,1,sms,0.2\n"  # no transactions: kept, counted as unused
+        ",2024-02-01,1,sms,0.2\n",  # no customer id: dropped
+    )
+    camp = loaded.data.campaigns
+    assert camp["customer_id"].tolist() == ["1", "2", "9"]
+    assert camp["treated"].tolist() == [True, False, True]
+    assert camp["date"].tolist() == [pd.Timestamp("2024-02-01")] * 3  # the contact day
+    assert camp["cost"].tolist() == [1.5, 0.0, 0.2]
+    report = loaded.report
+    assert report.dropped("campaigns", "duplicate_customer_date") == 1
+    assert report.dropped("campaigns", "missing_customer_id") == 1
+    rows = report.to_frame().set_index(["table", "rule"])["rows"]
+    assert rows[("campaigns", "customer_without_transactions")] == 1
+
+
+@pytest.mark.parametrize(
+    "body, fragments",
+    [
+        ("customer_id,date\n1,2024-02-01\n", ["missing required column(s) ['treated']"]),
+        ("customer_id,date,treated\n1,2024-02-01,\n", ["with no arm", "line 2", "held back"]),
+        ("customer_id,date,treated\n1,,true\n", ["with no date", "line 2"]),
+        ("customer_id,date,treated\n1,2024-02-01,maybe\n", ["not true/false", "'maybe'"]),
+        ("customer_id,date,treated\n1,someday,1\n", ["column 'date'", "not dates"]),
+        (
+            "customer_id,date,treated\n1,2024-02-01,1\n1,2024-02-01 18:00,0\n",
+            ["both treated and control on the same date", "1 on 2024-02-01"],
+        ),
+        ("customer_id,date,treated,cost\n1,2024-02-01,1,-2\n", ["negative contact cost"]),
+        ("customer_id,date,treated,cost\n1,2024-02-01,1,inf\n", ["infinite"]),
+    ],
+)
+def test_bad_campaigns_table_is_a_clear_error(tmp_path, make_config, body, fragments):
+    with pytest.raises(DataValidationError) as err:
+        load_campaigns(tmp_path, make_config, body)
+    text = str(err.value)
+    assert str(tmp_path / "camp.csv") in text, text
+    for frag in fragments:
+        assert frag in text, text

@@ -34,7 +34,8 @@ def load_data(config: Config) -> LoadedData:
     tx = io.read_source(dc.transactions)
     cust = io.read_source(dc.customers) if dc.customers is not None else None
     inter = io.read_source(dc.interactions) if dc.interactions is not None else None
-    data, report = validate_tables(tx, dc, customers=cust, interactions=inter)
+    camp = io.read_source(dc.campaigns) if dc.campaigns is not None else None
+    data, report = validate_tables(tx, dc, customers=cust, interactions=inter, campaigns=camp)
     return LoadedData(data, report)
 
 

@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["TargetingPlan", "save_rates_for", "expected_gain", "return_curve", "plan_contacts"]
+__all__ = [
+    "TargetingPlan",
+    "save_rates_for",
+    "save_rates_from_uplift",
+    "expected_gain",
+    "return_curve",
+    "plan_contacts",
+]
 
 #: Columns of the contact list, in order.
 LIST_COLUMNS = [
@@ -101,6 +108,30 @@ def save_rates_for(predictions: pd.DataFrame, default: float, by_persona: dict[s
     return rates
 
 
+def save_rates_from_uplift(predictions: pd.DataFrame, uplift: pd.Series) -> pd.Series:
+    """Save rates implied by a learned uplift: ``max(uplift, 0) / P(churn)``, capped at 1.
+
+    A contact that raises the chance of buying in the churn window by ``uplift`` keeps that share
+    of the base, so of its would-be churners it keeps ``uplift / P(churn)``; then
+    ``P(churn) × CLV × save_rate = uplift × CLV``. A negative uplift (the contact puts the customer
+    off) counts as 0: the list never pays to contact such a customer. The cap keeps the saved value
+    within the value at risk where the two models disagree (uplift above P(churn)), and a customer
+    with no churn risk has nothing to save.
+
+    Parameters
+    ----------
+    predictions : DataFrame
+        ``customer_id`` and ``churn_probability``.
+    uplift : Series
+        Uplift by customer id; every customer of ``predictions`` must have one.
+    """
+    tau = uplift.reindex(predictions["customer_id"].astype(str)).to_numpy(dtype=float)
+    risk = predictions["churn_probability"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(risk > 0, np.clip(tau, 0.0, None) / risk, 0.0)
+    return pd.Series(np.clip(rate, 0.0, 1.0), index=predictions.index)
+
+
 def expected_gain(predictions: pd.DataFrame, save_rate: pd.Series, contact_cost: float) -> pd.DataFrame:
     """``predictions`` plus the save rate, the expected saved value and the net gain of a contact.
 
@@ -158,10 +189,14 @@ def _persona_row(name: str, group: pd.DataFrame, chosen: pd.DataFrame, cost: flo
     spent = float(chosen["contact_cost"].sum())
     net = float(chosen["expected_net_gain"].sum())
     rates = group["save_rate"].unique()
+    at_risk = float(group["value_at_risk"].sum())
+    # Rates learned per customer (uplift) differ within a persona: its rate is then the share of
+    # its value at risk that contacting everyone in it would save.
+    mixed = float(group["expected_saved_value"].sum()) / at_risk if at_risk > 0 else float("nan")
     return {
         "persona": name,
         "customers": int(len(group)),
-        "save_rate": float(rates[0]) if len(rates) == 1 else float("nan"),
+        "save_rate": float(rates[0]) if len(rates) == 1 else mixed,
         "value_at_risk": float(group["value_at_risk"].sum()),
         "best_depth": best,
         "break_even_depth": even,

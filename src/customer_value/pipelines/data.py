@@ -9,7 +9,14 @@ from customer_value import io
 from customer_value.config import Config, SimulationConfig
 from customer_value.engines.pandas import LoadedData, load_data
 from customer_value.errors import ConfigError
-from customer_value.synthetic import DriftParams, SimulatedBase, simulate
+from customer_value.synthetic import (
+    CAMPAIGN_EFFECTS,
+    CampaignParams,
+    DriftParams,
+    SimulatedBase,
+    add_campaign,
+    simulate,
+)
 
 __all__ = [
     "LoadedData",
@@ -27,6 +34,7 @@ def simulation_paths(sim: SimulationConfig) -> dict[str, Path]:
         "transactions": sim.output_dir / f"transactions.{ext}",
         "customers": sim.output_dir / f"customers.{ext}",
         "interactions": sim.output_dir / f"interactions.{ext}",
+        "campaigns": sim.output_dir / f"campaigns.{ext}",
         "truth": sim.truth_dir / "truth.parquet",
         "future_transactions": sim.truth_dir / "future_transactions.parquet",
         "params": sim.truth_dir / "params.json",
@@ -66,12 +74,20 @@ def run_simulation(config: Config) -> tuple[SimulatedBase, dict[str, Path]]:
         initial_share=sim.initial_share,
         seed=config.project.seed,
     )
+    if sim.campaign is not None:
+        c = sim.campaign
+        params = CampaignParams(
+            c.date, c.window_days, c.treat_share, c.effects or CAMPAIGN_EFFECTS, c.contact_cost
+        )
+        base = add_campaign(base, params, seed=config.project.seed)
     paths = simulation_paths(sim)
     # Ground truth first, data last: the data file's presence marks a complete simulation.
     io.write_frame(base.truth, paths["truth"])
     io.write_frame(base.future_transactions, paths["future_transactions"])
     io.write_text(json.dumps(base.params, indent=2), paths["params"])
     io.write_frame(base.interactions, paths["interactions"])
+    if base.campaigns is not None:
+        io.write_frame(base.campaigns, paths["campaigns"])
     io.write_frame(base.customers, paths["customers"])
     io.write_frame(base.transactions, paths["transactions"])
     return base, paths

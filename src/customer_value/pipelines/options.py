@@ -137,7 +137,7 @@ def check_as_of_in_data(as_of: pd.Timestamp, first_date, last) -> None:
 def input_paths(config) -> dict[str, Path]:
     """Every file the config reads or keeps: the sources, the config itself, the tracking store."""
     paths: dict[str, Path] = {}
-    for name in ("transactions", "customers", "interactions"):
+    for name in ("transactions", "customers", "interactions", "campaigns"):
         source = getattr(config.data, name, None)
         if source is not None and "://" not in str(source.path):
             paths[f"data.{name}.path"] = Path(source.path)

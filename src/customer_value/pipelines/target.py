@@ -20,10 +20,15 @@ import pandas as pd
 from customer_value import io
 from customer_value.config import Config, SourceConfig
 from customer_value.errors import DataValidationError, UserError
-from customer_value.modeling.targeting import TargetingPlan, plan_contacts, save_rates_for
+from customer_value.modeling.targeting import (
+    TargetingPlan,
+    plan_contacts,
+    save_rates_for,
+    save_rates_from_uplift,
+)
 from customer_value.pipelines.options import check_output
 
-__all__ = ["TargetResult", "read_predictions", "resolve_terms", "run_target"]
+__all__ = ["TargetResult", "read_predictions", "read_uplift", "resolve_terms", "run_target"]
 
 REQUIRED = ("customer_id", "persona", "churn_probability", "predicted_clv")
 LIST_EXTENSIONS = (".parquet", ".pq", ".csv", ".csv.gz")
@@ -66,7 +71,14 @@ def resolve_terms(
     return terms["budget"], terms["contact-cost"]
 
 
-def _numeric(frame: pd.DataFrame, column: str, file: str, low: float, high: float) -> pd.Series:
+def _numeric(
+    frame: pd.DataFrame,
+    column: str,
+    file: str,
+    low: float,
+    high: float,
+    hint: str = "pass the file `customer-value predict` wrote, unedited",
+) -> pd.Series:
     values = pd.to_numeric(frame[column], errors="coerce")
     text = frame[column].astype("string")
     bad = values.isna() | ~np.isfinite(values.astype(float)) | (values < low) | (values > high)
@@ -78,7 +90,7 @@ def _numeric(frame: pd.DataFrame, column: str, file: str, low: float, high: floa
             file=file,
             column=column,
             examples=text.iloc[rows[:3]].fillna("<missing>").tolist(),
-            hint="pass the file `customer-value predict` wrote, unedited",
+            hint=hint,
         )
     return values.astype(float)
 
@@ -156,6 +168,67 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     return out
 
 
+def _readable_table(path: str | Path, what: str, hint: str) -> pd.DataFrame:
+    """A parquet or csv file, refused clearly when absent, a folder or of another kind."""
+    p, file = Path(path), str(path)
+    if not p.exists():
+        raise UserError(f"no {what} file here", where=file, hint=hint)
+    if not p.is_file():
+        raise UserError(f"is not a {what} file (a folder, device or pipe)", where=file, hint=hint)
+    if not file.lower().endswith(LIST_EXTENSIONS):
+        raise UserError(f"unsupported {what} file extension", where=file, hint=hint)
+    return io.read_source(SourceConfig(path=p))
+
+
+def read_uplift(path: str | Path, predictions: pd.DataFrame) -> pd.Series:
+    """The uplift of every customer of ``predictions``, from the file `customer-value uplift` wrote.
+
+    Raises
+    ------
+    UserError
+        The file is unreadable, lacks ``customer_id`` or ``uplift``, has a customer twice or a value
+        outside [-1, 1], misses customers of the predictions, or was scored on another date.
+    """
+    file = str(path)
+    hint = "pass the file `customer-value uplift` wrote (make uplift), scored on the predictions' date"
+    frame = _readable_table(path, "uplift", hint)
+    missing = [c for c in ("customer_id", "uplift") if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"not an uplift file: missing column(s) {', '.join(missing)}", file=file, hint=hint
+        )
+    ids = frame["customer_id"].astype("string")
+    if ids.isna().any() or ids.duplicated().any():
+        raise DataValidationError(
+            "customer ids are missing or repeated", file=file, column="customer_id", hint=hint
+        )
+    tau = _numeric(frame, "uplift", file, -1.0, 1.0, hint)
+    if "as_of" in frame and "as_of" in predictions:
+        days = {
+            str(pd.Timestamp(d).date()) for d in pd.to_datetime(frame["as_of"], errors="coerce").dropna()
+        }
+        pred_days = {str(pd.Timestamp(d).date()) for d in predictions["as_of"].dropna()}
+        if days and pred_days and days != pred_days:
+            raise DataValidationError(
+                f"the uplift was scored on {', '.join(sorted(days))} and the predictions on "
+                f"{', '.join(sorted(pred_days))}",
+                file=file,
+                column="as_of",
+                hint="score both on the same data: rerun `customer-value uplift` and `predict`",
+            )
+    out = pd.Series(tau.to_numpy(), index=pd.Index(ids.astype(str)), name="uplift")
+    absent = ~predictions["customer_id"].astype(str).isin(out.index)
+    if absent.any():
+        raise DataValidationError(
+            f"{int(absent.sum()):,} customer(s) of the predictions have no uplift",
+            file=file,
+            column="customer_id",
+            examples=predictions.loc[absent, "customer_id"].head(3).tolist(),
+            hint=hint,
+        )
+    return out
+
+
 def _save_rates(config: Config, predictions: pd.DataFrame) -> pd.Series:
     try:
         return save_rates_for(predictions, config.targeting.save_rate, config.targeting.save_rates)
@@ -210,15 +283,31 @@ def run_target(
     contact_cost: float | None,
     output: str | Path,
     report: str | Path | None,
+    uplift: str | Path | None = None,
 ) -> TargetResult:
-    """Plan the contacts under the budget and write the list (and its report) atomically."""
+    """Plan the contacts under the budget and write the list (and its report) atomically.
+
+    With ``uplift`` (the file `customer-value uplift` wrote), each customer's save rate comes from
+    the learned uplift (:func:`customer_value.modeling.targeting.save_rates_from_uplift`) instead
+    of the config's assumptions.
+    """
     from customer_value import plots
     from customer_value.report import figure_png, png_data_uri, render_targeting
 
     budget, contact_cost = resolve_terms(config, budget, contact_cost)
     check_paths(config, predictions, output, report)
+    for given, option in ((uplift, "--uplift"),):
+        if given is not None and (
+            _same_file(given, output) or (report is not None and _same_file(given, report))
+        ):
+            raise UserError(f"{option} is also an output: writing would replace it", where=str(given))
     frame = read_predictions(predictions)
-    plan = plan_contacts(frame, budget, contact_cost, _save_rates(config, frame))
+    rates = (
+        _save_rates(config, frame)
+        if uplift is None
+        else save_rates_from_uplift(frame, read_uplift(uplift, frame))
+    )
+    plan = plan_contacts(frame, budget, contact_cost, rates)
     if report is not None:
         fig = plots.return_curve(
             plan.curve,
@@ -227,6 +316,7 @@ def run_target(
             "expected return of the contact list",
         )
         facts = {**plan.summary, "predictions": str(predictions), "list": str(output)}
+        facts["save rates"] = "config" if uplift is None else f"learned uplift ({uplift})"
         page = render_targeting(
             "Retention targeting",
             facts,
