@@ -1509,5 +1509,13 @@ def add_campaign(base: SimulatedBase, params: CampaignParams, seed: int = 0) -> 
         transactions=transactions,
         truth=truth.reset_index(),
         campaigns=campaigns,
-        params={**base.params, "campaign": {**dataclasses.asdict(params), "seed": seed}},
+        params={
+            **base.params,
+            "campaign": {
+                **dataclasses.asdict(params),
+                "date": str(first.date()),  # the day used, as text: params are written as JSON
+                "effects": dict(params.effects),
+                "seed": seed,
+            },
+        },
     )

@@ -79,3 +79,53 @@ def test_campaign_outside_the_period_is_refused(pair):
     base, _ = pair
     with pytest.raises(ValueError, match="outside the observed period"):
         add_campaign(base, CampaignParams(date=pd.Timestamp("2030-01-01").date()), seed=1)
+
+
+def _campaign_config(make_config, tmp_path, campaign: str):
+    from customer_value.config import load_config
+
+    return load_config(
+        make_config(
+            f"""
+        project: {{seed: 3}}
+        simulation:
+          n_customers: 400
+          output_dir: {tmp_path}/raw
+          truth_dir: {tmp_path}/truth
+          campaign: {campaign}
+        data: {{transactions: {{path: {tmp_path}/raw/transactions.parquet}}}}
+        """
+        )
+    )
+
+
+def test_simulation_writes_the_campaign_with_partial_effects(make_config, tmp_path):
+    from customer_value.pipelines.data import run_simulation
+
+    cfg = _campaign_config(make_config, tmp_path, "{date: 2024-03-01, effects: {bargain_hunters: 0.9}}")
+    base, paths = run_simulation(cfg)
+    written = pd.read_parquet(paths["campaigns"])
+    assert written["date"].unique().tolist() == [pd.Timestamp("2024-03-01")]
+    assert base.params["campaign"]["date"] == "2024-03-01"
+    effects = base.params["campaign"]["effects"]
+    assert effects["bargain_hunters"] == 0.9  # the override
+    assert effects["loyal_regulars"] == CAMPAIGN_EFFECTS["loyal_regulars"]  # the rest keep theirs
+
+
+@pytest.mark.parametrize(
+    "campaign, fragment",
+    [
+        ("{effects: {bargain_hunter: 0.5}}", "unknown persona(s): bargain_hunter"),
+        ("{effects: {champions: 1.5}}", "between 0 and 1"),
+        ("{date: 2030-01-01}", "must fall after start_date"),
+        ("{treat_share: 1}", "treat_share"),
+    ],
+)
+def test_bad_campaign_settings_are_refused_before_simulating(make_config, tmp_path, campaign, fragment):
+    from customer_value.errors import ConfigError
+    from customer_value.pipelines.data import run_simulation
+
+    with pytest.raises(ConfigError, match=None) as err:
+        run_simulation(_campaign_config(make_config, tmp_path, campaign))
+    assert fragment in str(err.value)
+    assert not (tmp_path / "raw").exists()

@@ -166,3 +166,47 @@ def test_cli_refuses_a_campaign_it_cannot_learn_from(campaign, campaigns, fragme
     assert res.exit_code == 2, res.output
     assert fragment in res.output, res.output
     assert "Traceback" not in res.output and not out.exists()
+
+
+def test_only_the_latest_matured_campaign_days_are_used(campaign):
+    cfg, tables, _, _, _ = campaign
+    camp = tables.campaigns
+    day = camp["date"].iloc[0]
+    shifted = [camp.assign(date=day - pd.Timedelta(days=d)) for d in (0, 30, 60)]
+    many = type(tables)(tables.transactions, tables.customers, tables.interactions, pd.concat(shifted))
+    two = cfg.model_copy(update={"uplift": cfg.uplift.model_copy(update={"max_campaign_dates": 2})})
+    rows = campaign_rows(many, two)
+    days = rows.frame["campaign_date"].value_counts()
+    assert sorted(days.index) == [day - pd.Timedelta(days=30), day]
+    assert days.iloc[0] > 0 and days.iloc[1] > 0
+    assert any("1 older campaign day(s) left out" in n for n in rows.notes), rows.notes
+    # One vocabulary for every day: the share columns exist (and are filled) on both days.
+    shares = [c for c in rows.features if c.startswith(("cat_share_", "channel_share_"))]
+    assert len(shares) >= 4
+    for d in days.index:
+        part = rows.frame[rows.frame["campaign_date"] == d]
+        assert part[shares].notna().mean().min() > 0.5
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("", "empty"),
+        ("customer_id,date,treated\n", "no rows"),
+        ("customer_id,date,treated\nC000001,2024-13-45,1\n", "not dates"),
+        ("customer_id,date,treated\nC000001,2024-04-02,2\n", "not true/false"),
+        ("customer_id;date;treated\nC000001;2024-04-02;1\n", "delimiter"),
+        ("customer_id,date,treated,cost\nC000001,2024-04-02,1,1e400\n", "infinite"),
+    ],
+)
+def test_hostile_campaigns_files_are_exit_2_before_any_work(campaign, tmp_path, text, fragment):
+    _, _, _, _, root = campaign
+    (tmp_path / "c.csv").write_bytes(text.encode())
+    body = CONFIG.format(campaigns=tmp_path / "c.csv").replace("raw/", f"{root}/raw/")
+    config = write(tmp_path / "config.yaml", body)
+    out = tmp_path / "uplift.parquet"
+    res = runner.invoke(app, ["uplift", "--config", str(config), "--output", str(out), "--report", ""])
+    assert res.exit_code == 2, res.output
+    assert fragment in res.output.lower(), res.output
+    assert "Traceback" not in res.output and not out.exists()
+    assert "[2/4]" not in res.output  # refused before any feature was built

@@ -6,6 +6,7 @@ part carved from the training snapshots (by customer), and the objective scores 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -48,7 +49,7 @@ def tune(
     fit: Callable[[dict], object],
     score: Callable[[object], float],
     n_trials: int,
-    timeout_s: float,
+    timeout_s: float | None,
     seed: int,
     callbacks: Sequence = (),
 ) -> tuple[dict, optuna.Study]:
@@ -62,9 +63,10 @@ def tune(
         Params -> fitted model.
     score : callable
         Fitted model -> validation score (higher is better).
-    n_trials, timeout_s : int, float
-        Budget; the timeout makes runs machine-dependent, so ``n_trials`` is what reproducibility
-        rests on (keep the timeout generous).
+    n_trials, timeout_s : int, float or None
+        Budget. A timeout makes runs machine-dependent (the study stops at a trial that depends on
+        speed and load), so reproducibility rests on ``n_trials``; a study the timeout cuts short
+        says so with a warning.
     seed : int
         Seed of the TPE sampler.
     callbacks : sequence
@@ -85,4 +87,11 @@ def tune(
         return score(model)
 
     study.optimize(objective, n_trials=n_trials, timeout=timeout_s, callbacks=list(callbacks))
+    if len(study.trials) < n_trials:
+        warnings.warn(
+            f"{task}: the {timeout_s:g} s timeout stopped tuning after {len(study.trials)} of "
+            f"{n_trials} trials; another run (or machine) may stop elsewhere and give other models",
+            UserWarning,
+            stacklevel=2,
+        )
     return dict(study.best_params), study

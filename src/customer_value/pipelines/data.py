@@ -11,6 +11,7 @@ from customer_value.engines.pandas import LoadedData, load_data
 from customer_value.errors import ConfigError
 from customer_value.synthetic import (
     CAMPAIGN_EFFECTS,
+    PERSONAS,
     CampaignParams,
     DriftParams,
     SimulatedBase,
@@ -64,6 +65,23 @@ def run_simulation(config: Config) -> tuple[SimulatedBase, dict[str, Path]]:
                 where=str(config.source_path),
                 hint="see docs/simulation.md, 'The drift base', for the parameters and their ranges",
             ) from None
+    campaign = None
+    if sim.campaign is not None:  # checked before the simulation, like the drift parameters
+        c = sim.campaign
+        unknown = sorted(set(c.effects or {}) - {p.name for p in PERSONAS})
+        if unknown:
+            raise ConfigError(
+                f"simulation.campaign.effects names unknown persona(s): {', '.join(unknown[:5])}",
+                where=str(config.source_path),
+                hint="the simulated personas are " + ", ".join(p.name for p in PERSONAS),
+            )
+        campaign = CampaignParams(
+            c.date,
+            c.window_days,
+            c.treat_share,
+            {**CAMPAIGN_EFFECTS, **(c.effects or {})},
+            c.contact_cost,
+        )
     base = simulate(
         sim.kind,
         drift=drift,
@@ -74,12 +92,8 @@ def run_simulation(config: Config) -> tuple[SimulatedBase, dict[str, Path]]:
         initial_share=sim.initial_share,
         seed=config.project.seed,
     )
-    if sim.campaign is not None:
-        c = sim.campaign
-        params = CampaignParams(
-            c.date, c.window_days, c.treat_share, c.effects or CAMPAIGN_EFFECTS, c.contact_cost
-        )
-        base = add_campaign(base, params, seed=config.project.seed)
+    if campaign is not None:
+        base = add_campaign(base, campaign, seed=config.project.seed)
     paths = simulation_paths(sim)
     # Ground truth first, data last: the data file's presence marks a complete simulation.
     io.write_frame(base.truth, paths["truth"])

@@ -92,14 +92,25 @@ def campaign_rows(tables, config: Config) -> CampaignRows:
     tx = tables.transactions
     last = tx["timestamp"].max().normalize()
     parts, notes, vocabulary = [], [], None
-    for date, rows in tables.campaigns.groupby("date", sort=True):
+    days = pd.DatetimeIndex(sorted(tables.campaigns["date"].unique()))
+    late = days - pd.Timedelta(days=1) + pd.Timedelta(days=window) > last
+    for day in days[late][:3]:
+        notes.append(
+            f"campaign of {day.date()} left out: its {window}-day response window ends after "
+            f"the data ({last.date()})"
+        )
+    if late.sum() > 3:
+        notes.append(f"... and {int(late.sum()) - 3} later campaign day(s) for the same reason")
+    matured = days[~late]
+    keep = config.uplift.max_campaign_dates
+    if len(matured) > keep:
+        notes.append(
+            f"{len(matured) - keep} older campaign day(s) left out: only the latest {keep} are "
+            "used (uplift.max_campaign_dates)"
+        )
+        matured = matured[-keep:]
+    for date, rows in tables.campaigns[tables.campaigns["date"].isin(matured)].groupby("date"):
         as_of = pd.Timestamp(date) - pd.Timedelta(days=1)
-        if as_of + pd.Timedelta(days=window) > last:
-            notes.append(
-                f"campaign of {date.date()} left out: its {window}-day response window ends after "
-                f"the data ({last.date()})"
-            )
-            continue
         if as_of < tx["timestamp"].min().normalize():
             notes.append(f"campaign of {date.date()} left out: no purchase before it")
             continue
