@@ -108,6 +108,17 @@ def main() -> None:
         }
     )
     u = cfg.uplift
+    paired = []
+    for features in ("behaviour", "observed persona"):
+        sel = frame[frame["features"] == features]
+        x, t = (sel[sel["learner"] == k].reset_index(drop=True) for k in ("x", "two_model"))
+        for col in ("qini", "corr"):
+            d = x[col] - t[col]
+            paired.append(
+                f"- {features}, {col}: X − two-model {d.mean():+.3f} (standard error "
+                f"{d.std(ddof=1) / np.sqrt(len(d)):.3f}), X ahead on {int((d > 0).sum())} of "
+                f"{len(d)} seeds"
+            )
     text = (
         textwrap.dedent(f"""\
         ## Uplift learners on simulated campaigns (`make bench-uplift`)
@@ -120,6 +131,8 @@ def main() -> None:
 
         """)
         + _markdown(table)
+        + "\n\nPaired over the seeds (same data for both learners):\n\n"
+        + "\n".join(paired)
         + "\n"
     )
     print(text)

@@ -1,6 +1,9 @@
 """Split-conformal CLV intervals: exact values on tiny data, coverage on known distributions."""
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from customer_value.modeling.intervals import ConformalCLV, check_level, conformal_quantile
@@ -136,3 +139,32 @@ def test_clv_config_validates_the_levels():
     assert CLVConfig(intervals_levels=[0.95, 0.8, 0.8]).intervals_levels == [0.8, 0.95]
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         CLVConfig(intervals_levels=[0.8, 95])
+
+
+def test_served_predictions_carry_the_first_levels_interval():
+    """CLVTask.predict: the interval columns equal the calibrator's at its first level, and are
+    empty without a calibrator (a model saved before intervals, or projected labels)."""
+    import pickle
+
+    from customer_value.modeling.blend import SpendAndCounts
+    from customer_value.tasks.base import TaskSpec
+    from customer_value.tasks.clv import CLVTask
+
+    chain = pickle.load(open(Path(__file__).parents[1] / "fixtures" / "chain" / "chain.pkl", "rb"))
+    model = chain.models["clv"]
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({f: rng.uniform(0, 5, 50) for f in model.features_}, columns=model.features_)
+    p = model.predict(X)
+    cal = ConformalCLV(levels=(0.8, 0.95), n_bins=2, min_bin_size=10).fit(
+        rng.gamma(1.0, p.mean(), 400), rng.choice(p, 400)
+    )
+    task, spec = CLVTask(), TaskSpec(365, 365, "future_margin")
+    out = task.predict(SpendAndCounts(model, None, cal), X, spec, None)
+    low, high = cal.interval(p, 0.8)
+    np.testing.assert_allclose(out["predicted_clv"], p)
+    np.testing.assert_array_equal(out["predicted_clv_low"], low)
+    np.testing.assert_array_equal(out["predicted_clv_high"], high)
+    assert (out["clv_interval_level"] == 0.8).all()
+    assert (out["predicted_clv_low"] <= p).all() and (p <= out["predicted_clv_high"]).all()
+    bare = task.predict(SpendAndCounts(model, None, None), X, spec, None)
+    assert np.isnan(bare["predicted_clv_low"]).all() and np.isnan(bare["clv_interval_level"]).all()

@@ -39,6 +39,16 @@ def test_schema_rows_ranges_reasons_and_ranks(trained_store, tmp_path):
     assert (disk["predicted_clv"] >= 0).all() and disk["predicted_clv"].notna().all()
     assert (disk["as_of"] == tx["timestamp"].max().normalize()).all()
     chain = load_chain(cfg)
+    # The served CLV interval: at the first configured level, around the prediction, from the
+    # calibrator trained with the model (none when the CLV labels were projected).
+    cal = getattr(chain.models["clv"], "intervals", None)
+    if cal is None:
+        assert disk["predicted_clv_low"].isna().all() and disk["clv_interval_level"].isna().all()
+    else:
+        assert (disk["clv_interval_level"] == cfg.clv.intervals_levels[0]).all()
+        assert (disk["predicted_clv_low"] <= disk["predicted_clv"] + 1e-9).all()
+        assert (disk["predicted_clv"] <= disk["predicted_clv_high"] + 1e-9).all()
+        assert (disk["predicted_clv_high"] > disk["predicted_clv_low"]).mean() > 0.99
     for task, model in ((t.name, chain.models[t.name]) for t in chain.tasks if t.explained):
         for i in (1, 2, 3):
             assert disk[f"{task}_driver_{i}_feature"].isin(model.features_).all()

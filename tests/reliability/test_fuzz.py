@@ -37,11 +37,13 @@ data:
   transactions: {path: tx.csv}
   customers: {path: customers.csv}
   interactions: {path: interactions.csv}
+  campaigns: {path: campaigns.csv}
 snapshots: {n_snapshots: 2, spacing_days: 60}
 personas: {k_max: 3, silhouette_sample: 300, stability_bootstraps: 1, min_share: 0.02}
 churn: {tuning: {n_trials: 1, max_estimators: 30}}
 clv: {tuning: {n_trials: 1, max_estimators: 30}}
 explain: {sample_size: 50}
+uplift: {n_estimators: 40}
 tracking: {db_path: store/mlflow.db, artifact_dir: store/artifacts, report_path: out/report.html}
 """
 
@@ -55,7 +57,8 @@ def base(tmp_path_factory) -> Path:
     sim = root / "sim"
     sim.mkdir()
     (sim / "c.yaml").write_text(
-        "project: {name: fuzz, seed: 3}\nsimulation: {n_customers: 800, output_dir: raw, truth_dir: truth}\n"
+        "project: {name: fuzz, seed: 3}\nsimulation: {n_customers: 800, output_dir: raw, truth_dir: truth, "
+        "campaign: {}}\n"
         "data:\n  transactions: {path: raw/transactions.parquet}\n"
     )
     _cli(sim, "simulate", "--config", "c.yaml", check=True)
@@ -65,6 +68,7 @@ def base(tmp_path_factory) -> Path:
         ("transactions", "tx"),
         ("customers", "customers"),
         ("interactions", "interactions"),
+        ("campaigns", "campaigns"),
     ):
         pd.read_parquet(sim / "raw" / f"{name}.parquet").to_csv(clean / f"{out}.csv", index=False)
     (clean / "config.yaml").write_text(BASE_CONFIG)
@@ -90,7 +94,7 @@ def _cli(cwd: Path, *args: str, check: bool = False) -> subprocess.CompletedProc
 
 # -- corruptions ----------------------------------------------------------------------------------
 
-FILES = ("tx.csv", "customers.csv", "interactions.csv")
+FILES = ("tx.csv", "customers.csv", "interactions.csv", "campaigns.csv")
 ODD_VALUES = [
     "",
     "nan",
@@ -269,7 +273,8 @@ def _apply(work: Path, edits: list) -> None:
 
 
 def _file_edit(path: Path, kind: str) -> None:
-    text = path.read_text(encoding="utf-8")
+    # A second edit of a file the first made binary must still apply (not crash the harness).
+    text = path.read_bytes().decode("utf-8", errors="replace")
     lines = text.split("\n")
     if kind == "truncate":
         path.write_bytes(text.encode()[: len(text) // 3 + 7])
@@ -416,6 +421,23 @@ def test_fuzz_predict(base, tmp_path, edits, options, output):
         edits,
         ["predict", "--config", "config.yaml", *options, "--output", output],
         copy_store=True,
+    )
+
+
+@FUZZ
+@given(
+    edits=corruptions,
+    options=OPTIONS.filter(lambda o: not o or o[0] != "--as-of"),  # uplift has no --as-of
+    output=st.sampled_from(
+        ["out/u.parquet", "out/u.parquet", "out/u.csv", "tx.csv", "campaigns.csv", "u.json", "."]
+    ),
+)
+def test_fuzz_uplift(base, tmp_path, edits, options, output):
+    _check(
+        base,
+        tmp_path,
+        edits,
+        ["uplift", "--config", "config.yaml", *options, "--output", output, "--report", ""],
     )
 
 

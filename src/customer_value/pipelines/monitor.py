@@ -239,15 +239,16 @@ def run_monitor(
     from customer_value.pipelines.predict import load_chain
 
     tracking.check_store(config.tracking, must_exist=True)
-    say(f"[1/4] loading the {alias} models")
-    chain = load_chain(config, alias)
-    say("[2/4] reading and validating the data")
+    # The data first: an --as-of outside it is refused before minutes of loading models.
+    say("[1/4] reading and validating the data")
     ensure_data(config)
     tables = load_data(config).data
     stamps = tables.transactions["timestamp"]
     last = stamps.max().normalize()
     current = last if as_of is None else as_of
     check_as_of_in_data(current, stamps.min(), stamps.max())
+    say(f"[2/4] loading the {alias} models")
+    chain = load_chain(config, alias)
     reference = pd.Timestamp(chain.spec.as_of).normalize()
     say(f"[3/4] drift: training snapshot {reference.date()} against {current.date()}")
     feats, preds, shares, migration, ref_p, cur_p = drift_report(

@@ -287,6 +287,7 @@ def run_uplift(
 ) -> UpliftResult:
     """Learn the campaign's uplift, assess it on held-out contacts, score the base, log it all."""
     check_paths(config, output, report)
+    tracking.check_store(config.tracking)  # a store that cannot take the run fails now, not last
     say("[1/4] reading and validating the data")
     ensure_data(config)
     tables = load_data(config).data

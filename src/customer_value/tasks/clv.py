@@ -130,7 +130,14 @@ class CLVTask(Task):
     primary = "normalized_gini"
     guards = ("spearman", "mae", "rmse", "top_decile_capture", "aggregate_error")
     tuning_metric = "val_normalized_gini"
-    outputs = (Column("predicted_clv", "float", 40, low=0.0),)
+    outputs = (
+        Column("predicted_clv", "float", 40, low=0.0),
+        # The served interval (first level of clv.intervals_levels); empty when the model has no
+        # calibrator (labels projected from a shorter window, or a model saved before intervals).
+        Column("predicted_clv_low", "float", 41, nullable=True, low=0.0),
+        Column("predicted_clv_high", "float", 42, nullable=True, low=0.0),
+        Column("clv_interval_level", "float", 43, nullable=True, low=0.0, high=1.0),
+    )
     explained = True
     gates_pipeline = True
     label_columns = ("future_revenue", "future_transactions", "future_margin")
@@ -314,13 +321,21 @@ class CLVTask(Task):
 
     def predict(self, model, features, spec: TaskSpec, btyd) -> dict[str, np.ndarray]:
         X = features[model.features_]
-        out = {"predicted_clv": model.predict(X)}
+        p = model.predict(X)
+        out = {"predicted_clv": p}
         counts = model.predict_transactions(X) if hasattr(model, "predict_transactions") else None
         if counts is not None:
             out["expected_transactions"] = counts
+        cal = getattr(model, "intervals", None)
+        level = float(cal.levels[0]) if cal is not None and len(cal.levels) else np.nan
+        if np.isfinite(level):
+            out["predicted_clv_low"], out["predicted_clv_high"] = cal.interval(p, level)
+        else:
+            out["predicted_clv_low"] = out["predicted_clv_high"] = np.full(len(p), np.nan)
         if spec.projected and btyd is not None:
             ratio = projection_ratio(btyd, features, spec.label_days, spec.window_days).to_numpy()
             out = {k: v * ratio for k, v in out.items()}
+        out["clv_interval_level"] = np.full(len(p), level)
         return out
 
     def metrics(self, y, p) -> dict[str, float]:
