@@ -132,6 +132,9 @@ def test_realised_metrics_of_an_earlier_file_equal_the_backtest(store, tables, t
     tracking.setup(cfg.tracking, cfg.tracking.experiment or cfg.project.name, create=False)
     got = pd.read_csv(tracking.download_artifact(run_id, "monitor/realised_metrics.csv"))
     assert set(got["task"]) == {"churn", "clv"}
+    # The served CLV interval's realised coverage is one of them (equal to the backtest's too).
+    has_intervals = getattr(chain.models["clv"], "intervals", None) is not None
+    assert ("coverage_80" in set(got.loc[got["task"] == "clv", "metric"])) == has_intervals
     for r in got.itertuples():
         want = rows[(rows["task"] == r.task) & (rows["model"] == r.model) & (rows["metric"] == r.metric)]
         assert len(want) == 1, (r.task, r.model, r.metric)

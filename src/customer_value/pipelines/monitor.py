@@ -106,8 +106,8 @@ def realised_metrics(
         if not entries:
             continue
         ours = entries[0]
-        values = task.metrics(ours.y, ours.p)
-        for metric in task.backtest_metrics:
+        values = task.metrics(ours.y, ours.p) | _served_coverage(task, preds, ours.y)
+        for metric in [*task.backtest_metrics, *(k for k in values if k.startswith("coverage_"))]:
             rows.append(
                 {
                     "as_of": str(as_of.date()),
@@ -119,6 +119,26 @@ def realised_metrics(
                 }
             )
     return pd.DataFrame(rows, columns=["as_of", "task", "model", "metric", "value", "customers"])
+
+
+def _served_coverage(task, preds: pd.DataFrame, y: np.ndarray) -> dict[str, float]:
+    """The share of customers whose outcome fell inside the served interval, as ``coverage_<level>``.
+
+    The interval is the one the predictions file holds for the task's first output
+    (``<output>_low``, ``<output>_high``); none (an empty dict) when the file has no interval.
+    """
+    name = task.outputs[0].name if task.outputs else None
+    low, high = f"{name}_low", f"{name}_high"
+    level_col = next((c.name for c in task.outputs if c.name.endswith("_interval_level")), None)
+    if name is None or low not in preds or high not in preds or len(y) != len(preds):
+        return {}
+    lo, hi = preds[low].to_numpy(dtype=float), preds[high].to_numpy(dtype=float)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    levels = preds[level_col].dropna().unique() if level_col in preds else []
+    if not ok.any() or len(levels) != 1:
+        return {}
+    inside = (y[ok] >= lo[ok] - 1e-9) & (y[ok] <= hi[ok] + 1e-9)
+    return {f"coverage_{round(float(levels[0]) * 100)}": float(inside.mean())}
 
 
 def _label_free(ref_preds: pd.DataFrame, cur_preds: pd.DataFrame, realised: dict | None) -> pd.DataFrame:
