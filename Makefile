@@ -131,7 +131,7 @@ bench: $(BENCH_STAMP) bench-evaluate bench-fuzz ## All benchmarks and backtests 
 bench-monitor: $(STAMP) ## Drift alarms on unchanged vs edited simulated logs (~3 min) -> reports/bench_monitor.md
 	$(BIN)/python benchmarks/bench_monitor.py --customers 5000 --out reports/bench_monitor.md
 
-bench-uplift: $(STAMP) ## Uplift learners vs the simulated campaign's known effects, 5 seeds (~6 min) -> reports/bench_uplift.md
+bench-uplift: $(STAMP) ## Uplift learners vs the simulated campaign's known effects, 5 seeds (~2 min) -> reports/bench_uplift.md
 	$(BIN)/python benchmarks/bench_uplift.py --customers 20000 --seeds 5 --out reports/bench_uplift.md
 
 bench-personas: $(STAMP) ## Persona spaces x algorithms vs the simulated true personas and a supervised ceiling (~15 min)
