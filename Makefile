@@ -7,7 +7,7 @@ CONFIG ?= configs/default.yaml
 CV     := $(BIN)/customer-value
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock browser notebooks doctor simulate validate features catalog train predict target monitor uplift bench-uplift ui test test-fast lint bench bench-features bench-predict bench-evaluate bench-fuzz bench-personas bench-monitor evaluate backtest clean
+.PHONY: help install lock browser notebooks doctor simulate validate features catalog train predict target monitor uplift bench-uplift bench-intervals ui test test-fast lint bench bench-features bench-predict bench-evaluate bench-fuzz bench-personas bench-monitor evaluate backtest clean
 
 help: ## Show the targets with one line each
 	@echo "customer_value — make targets:"
@@ -133,6 +133,9 @@ bench-monitor: $(STAMP) ## Drift alarms on unchanged vs edited simulated logs (~
 
 bench-uplift: $(STAMP) ## Uplift learners vs the simulated campaign's known effects, 5 seeds (~2 min) -> reports/bench_uplift.md
 	$(BIN)/python benchmarks/bench_uplift.py --customers 20000 --seeds 5 --out reports/bench_uplift.md
+
+bench-intervals: $(STAMP) ## CLV interval coverage at three backtest cutoffs of a simulated base (~6 min) -> reports/bench_intervals.md
+	$(BIN)/python benchmarks/bench_intervals.py --customers 5000 --out reports/bench_intervals.md
 
 bench-personas: $(STAMP) ## Persona spaces x algorithms vs the simulated true personas and a supervised ceiling (~15 min)
 	@test -n "$$(ls data/raw 2>/dev/null)" || $(CV) simulate --config configs/default.yaml

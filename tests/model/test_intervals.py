@@ -168,3 +168,31 @@ def test_served_predictions_carry_the_first_levels_interval():
     assert (out["predicted_clv_low"] <= p).all() and (p <= out["predicted_clv_high"]).all()
     bare = task.predict(SpendAndCounts(model, None, None), X, spec, None)
     assert np.isnan(bare["predicted_clv_low"]).all() and np.isnan(bare["clv_interval_level"]).all()
+
+
+def test_point_mass_bins_are_decided_from_calibration_zeros():
+    # Bin 0 (p = 1): 19 of 20 bought nothing; bin 1 (p = 50): 5 of 20 bought nothing.
+    y = np.r_[np.zeros(19), 10.0, np.zeros(5), np.linspace(20, 90, 15)]
+    p = np.r_[np.full(20, 1.0), np.full(20, 50.0)]
+    cal = ConformalCLV(n_bins=2, min_bin_size=10).fit(y, p)
+    np.testing.assert_allclose(cal.zero_share_, [0.95, 0.25])
+    np.testing.assert_array_equal(cal.point_mass(np.array([0.5, 1.0, 60.0]), 0.8), [True, True, False])
+    np.testing.assert_array_equal(cal.point_mass(np.array([0.5, 60.0]), 0.95), [True, False])
+    np.testing.assert_array_equal(cal.point_mass(np.array([0.5]), 0.96), [False])
+    # Exchangeable windows (no shift): both parts are covered near the level.
+    yz, pz = zero_inflated(40_000, seed=4)
+    fit = ConformalCLV().fit(yz[:20_000], pz[:20_000])
+    yt, pt = yz[20_000:], pz[20_000:]
+    low, high = fit.interval(pt, 0.8)
+    inside, mass = (yt >= low) & (yt <= high), fit.point_mass(pt, 0.8)
+    assert mass.any() and (~mass).any()
+    assert abs(inside[mass].mean() - 0.8) < 0.02
+    assert abs(inside[~mass].mean() - 0.8) < 0.02
+    # Shift the next window toward customers who stopped buying (tiny predictions, no purchase):
+    # only the point-mass part moves above the level; the rest stays at it.
+    quiet = pt < np.quantile(pt, 0.05)
+    ys, ps = np.r_[yt, np.zeros(6 * quiet.sum())], np.r_[pt, np.tile(pt[quiet] / 10, 6)]
+    low, high = fit.interval(ps, 0.8)
+    inside, mass = (ys >= low) & (ys <= high), fit.point_mass(ps, 0.8)
+    assert inside.mean() > 0.8 + 0.03 and inside[mass].mean() > 0.8 + 0.05
+    assert abs(inside[~mass].mean() - 0.8) < 0.02

@@ -187,14 +187,24 @@ def run_backtest(
 
 
 def interval_metrics(y, p, intervals, levels) -> dict[str, float]:
-    """Per level: share of customers whose outcome is inside their interval, and mean width."""
+    """Per level: share of customers whose outcome is inside their interval, and mean width.
+
+    Also ``coverage_<level>_rest``, the same share without the customers of point-mass bins
+    (:meth:`~customer_value.modeling.intervals.ConformalCLV.point_mass`: their bin bought nothing
+    at least ``level`` of the time, so any interval holding 0 over-covers them), and
+    ``point_mass_share_<level>``, how many customers those are.
+    """
     y = np.asarray(y, dtype=float)
     out = {}
     for level in levels:
         low, high = intervals.interval(p, level)
         tag = f"{round(100 * level):g}"
-        out[f"coverage_{tag}"] = float(np.mean((y >= low) & (y <= high)))
+        inside = (y >= low) & (y <= high)
+        out[f"coverage_{tag}"] = float(np.mean(inside))
         out[f"interval_width_{tag}"] = float(np.mean(high - low))
+        mass = intervals.point_mass(p, level)
+        out[f"coverage_{tag}_rest"] = float(np.mean(inside[~mass])) if (~mass).any() else np.nan
+        out[f"point_mass_share_{tag}"] = float(np.mean(mass))
     return out
 
 
