@@ -31,15 +31,17 @@ __all__ = [
 def simulation_paths(sim: SimulationConfig) -> dict[str, Path]:
     """Where :func:`run_simulation` writes each table and the ground truth."""
     ext = sim.format
-    return {
+    paths = {
         "transactions": sim.output_dir / f"transactions.{ext}",
         "customers": sim.output_dir / f"customers.{ext}",
         "interactions": sim.output_dir / f"interactions.{ext}",
-        "campaigns": sim.output_dir / f"campaigns.{ext}",
         "truth": sim.truth_dir / "truth.parquet",
         "future_transactions": sim.truth_dir / "future_transactions.parquet",
         "params": sim.truth_dir / "params.json",
     }
+    if sim.campaign is not None:  # only a simulation with a campaign writes one
+        paths["campaigns"] = sim.output_dir / f"campaigns.{ext}"
+    return paths
 
 
 def run_simulation(config: Config) -> tuple[SimulatedBase, dict[str, Path]]:
