@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 import pandas as pd
+from report_table import markdown, publish
 
 from customer_value.config import load_config
 from customer_value.pipelines.backtest import run_backtest
@@ -71,9 +72,6 @@ def main() -> None:
                 }
             )
     table = pd.DataFrame(rows)
-    head = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    body = ["| " + " | ".join(str(v) for v in r) + " |" for r in table.itertuples(index=False)]
     text = (
         textwrap.dedent(f"""\
         ## CLV interval coverage (`make bench-intervals`)
@@ -83,13 +81,10 @@ def main() -> None:
         inside their interval [bootstrap 95 % interval over customers].
 
         """)
-        + "\n".join([head, rule, *body])
+        + markdown(table)
         + "\n"
     )
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
+    publish(text, args.out)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 import pandas as pd
+from report_table import markdown, publish
 
 from customer_value.config import load_config
 from customer_value.pipelines.data import load_data
@@ -56,13 +57,6 @@ def _scenarios(tables, reference: pd.Timestamp):
         "two in three orders dropped": tx[~after | third],
         "x3 and two in three dropped": scaled(tx, 3.0)[~after | third],
     }
-
-
-def _markdown(table: pd.DataFrame) -> str:
-    head = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
 
 
 def main() -> None:
@@ -109,13 +103,10 @@ def main() -> None:
         KS {m.ks_threshold} beyond the usual shift of the {args.days} days before the reference.
 
         """)
-        + _markdown(table)
+        + markdown(table)
         + "\n"
     )
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
+    publish(text, args.out)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from report_table import markdown, publish
 
 from customer_value.config import load_config
 from customer_value.pipelines.data import ensure_data, load_data
@@ -56,13 +57,6 @@ def _one(rows: CampaignRows, cfg, truth: pd.DataFrame) -> dict:
         "base error": float(held["uplift"].mean() - held["campaign_effect"].mean()),
         "top-2 personas": float(top2),
     }
-
-
-def _markdown(table: pd.DataFrame) -> str:
-    head = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
 
 
 def main() -> None:
@@ -130,15 +124,12 @@ def main() -> None:
         share of seeds where the two personas with the largest true effect are predicted top two).
 
         """)
-        + _markdown(table)
+        + markdown(table)
         + "\n\nPaired over the seeds (same data for both learners):\n\n"
         + "\n".join(paired)
         + "\n"
     )
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
+    publish(text, args.out)
 
 
 if __name__ == "__main__":
