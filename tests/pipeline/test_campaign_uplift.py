@@ -58,6 +58,14 @@ def test_rows_are_point_in_time_and_responses_are_the_churn_label(campaign):
     expected = np.where(frame["treated"], t["campaign_y1"], t["campaign_y0"]).astype(int)
     np.testing.assert_array_equal(frame["responded"].to_numpy(), expected)
     assert not {"treated", "responded", "campaign_date"} & set(rows.features)
+    # Point in time: the rows' features are exactly the feature table at the day before the contact
+    # (its purchases on the contact day and after are never read).
+    from customer_value.features.build import build_feature_set
+
+    before = build_feature_set(tables, day - pd.Timedelta(days=1), cfg.features).frame
+    pd.testing.assert_frame_equal(
+        frame[rows.features], before.loc[frame.index, rows.features], check_exact=True
+    )
 
 
 def test_behaviour_alone_recovers_the_base_effect_and_the_persona_order(campaign):
