@@ -105,29 +105,14 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
         churn probability outside [0, 1] or a CLV that is negative or not a number.
     """
     file = str(path)
-    if not Path(path).exists():
-        raise UserError(
-            "no predictions file here",
-            where=file,
-            hint="score the base first (`make predict`, or `customer-value predict --config C`), "
-            "or pass --predictions with the file it wrote",
-        )
-    p = Path(path)
-    if p.is_dir() or not p.is_file():
-        raise UserError(
-            "is a folder, not a predictions file"
-            if p.is_dir()
-            else "is a device, pipe or socket, not a predictions file",
-            where=file,
-            hint="pass --predictions the .parquet or .csv file `customer-value predict` wrote",
-        )
-    if not file.lower().endswith(LIST_EXTENSIONS):
-        raise UserError(
-            "unsupported --predictions extension",
-            where=file,
-            hint=f"use {', '.join(LIST_EXTENSIONS)} (what `customer-value predict` writes)",
-        )
-    frame = io.read_source(SourceConfig(path=p))
+    frame = _readable_table(
+        path,
+        "predictions",
+        "--predictions",
+        "predict",
+        absent_hint="score the base first (`make predict`, or `customer-value predict --config C`), "
+        "or pass --predictions with the file it wrote",
+    )
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise DataValidationError(
@@ -168,15 +153,29 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     return out
 
 
-def _readable_table(path: str | Path, what: str, hint: str) -> pd.DataFrame:
-    """A parquet or csv file, refused clearly when absent, a folder or of another kind."""
+def _readable_table(
+    path: str | Path, what: str, option: str, writer: str, absent_hint: str
+) -> pd.DataFrame:
+    """Read the parquet or csv file that `customer-value <writer>` wrote.
+
+    Refused clearly (exit 2) when absent, not a regular file, or of another extension.
+    """
     p, file = Path(path), str(path)
     if not p.exists():
-        raise UserError(f"no {what} file here", where=file, hint=hint)
+        raise UserError(f"no {what} file here", where=file, hint=absent_hint)
     if not p.is_file():
-        raise UserError(f"is not a {what} file (a folder, device or pipe)", where=file, hint=hint)
+        kind = "a folder" if p.is_dir() else "a device, pipe or socket"
+        raise UserError(
+            f"is {kind}, not {'an' if what[0] in 'aeiou' else 'a'} {what} file",
+            where=file,
+            hint=f"pass {option} the .parquet or .csv file `customer-value {writer}` wrote",
+        )
     if not file.lower().endswith(LIST_EXTENSIONS):
-        raise UserError(f"unsupported {what} file extension", where=file, hint=hint)
+        raise UserError(
+            f"unsupported {option} extension",
+            where=file,
+            hint=f"use {', '.join(LIST_EXTENSIONS)} (what `customer-value {writer}` writes)",
+        )
     return io.read_source(SourceConfig(path=p))
 
 
@@ -191,7 +190,7 @@ def read_uplift(path: str | Path, predictions: pd.DataFrame) -> pd.Series:
     """
     file = str(path)
     hint = "pass the file `customer-value uplift` wrote (make uplift), scored on the predictions' date"
-    frame = _readable_table(path, "uplift", hint)
+    frame = _readable_table(path, "uplift", "--uplift", "uplift", absent_hint=hint)
     missing = [c for c in ("customer_id", "uplift") if c not in frame.columns]
     if missing:
         raise DataValidationError(
@@ -296,11 +295,10 @@ def run_target(
 
     budget, contact_cost = resolve_terms(config, budget, contact_cost)
     check_paths(config, predictions, output, report)
-    for given, option in ((uplift, "--uplift"),):
-        if given is not None and (
-            _same_file(given, output) or (report is not None and _same_file(given, report))
-        ):
-            raise UserError(f"{option} is also an output: writing would replace it", where=str(given))
+    if uplift is not None and (
+        _same_file(uplift, output) or (report is not None and _same_file(uplift, report))
+    ):
+        raise UserError("--uplift is also an output: writing would replace it", where=str(uplift))
     frame = read_predictions(predictions)
     rates = (
         _save_rates(config, frame)
