@@ -505,6 +505,12 @@ class CLVConfig(_Model):
         description="Levels of the per-customer CLV prediction intervals (split conformal on the "
         "out-of-time window); the backtest reports their coverage and width.",
     )
+    intervals_match_ranks: bool = Field(
+        True,
+        description="Place each scored customer in its prediction bin by rank among the served "
+        "model's predictions for the base at the training date, so the share of intervals holding "
+        "0 stays the calibration's when the base ages; false: by the prediction alone.",
+    )
 
     @field_validator("intervals_levels")
     @classmethod

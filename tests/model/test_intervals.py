@@ -33,13 +33,58 @@ def test_conformal_quantile_is_the_finite_sample_order_statistic():
 
 def test_exact_interval_on_nine_hand_made_customers():
     y = np.array([0, 0, 0, 0, 10, 0, 20, 0, 30.0])
-    cal = ConformalCLV(levels=(0.8,), n_bins=1, min_bin_size=1).fit(y, np.full(9, 5.0))
+    cal = ConformalCLV(levels=(0.8,), n_bins=1, min_bin_size=1)
+    cal.fit(y, np.full(9, 5.0))
     # |y - 5| sorted: 5 x7, 15, 25; the 8th smallest is 15.
     low, high = cal.interval(np.array([0.0, 5.0, 40.0]), 0.8)
     np.testing.assert_array_equal(low, [0.0, 0.0, 25.0])  # clipped at zero, then 40 - 15
     np.testing.assert_array_equal(high, [15.0, 20.0, 55.0])
     _, high95 = cal.interval(np.array([5.0]), 0.95)
     assert high95[0] == np.inf
+
+
+def test_rank_matching_centres_each_interval_on_the_larger_of_its_prediction_and_its_match():
+    # One bin of 5 calibration customers predicted 1..5, all bought nothing: |y - p| = p, and the
+    # 80 % quantile is the ceil(6 * .8) = 5th smallest, 5; at 50 % the 3rd, 3. The served model
+    # predicts the served base on a hundredth of the scale (the reference).
+    served = np.array([0.05, 0.01, 0.04, 0.02, 0.03])
+    cal = ConformalCLV(n_bins=1, min_bin_size=1).fit(np.zeros(5), np.arange(1.0, 6.0), served)
+    np.testing.assert_array_equal(cal.matched(served), [5.0, 1.0, 4.0, 2.0, 3.0])
+    low, high = cal.interval(served, 0.5)
+    # centred on the matched 5, 1, 4, 2, 3: 0 held by the three lowest ranks, as in calibration;
+    # the low end never above the customer's own prediction
+    np.testing.assert_array_equal(low, [0.05, 0.0, 0.04, 0.0, 0.0])
+    np.testing.assert_array_equal(high, [8.0, 4.0, 7.0, 5.0, 6.0])
+    # by the prediction alone (no reference) every tiny prediction holds 0: all five covered
+    plain = ConformalCLV(n_bins=1, min_bin_size=1).fit(np.zeros(5), np.arange(1.0, 6.0))
+    np.testing.assert_array_equal(plain.interval(served, 0.5)[0], np.zeros(5))
+    np.testing.assert_array_equal(plain.matched(served), served)
+    # a reference equal to the calibration predictions: the same intervals as plain Mondrian
+    own = ConformalCLV(n_bins=1, min_bin_size=1).fit(
+        np.zeros(5), np.arange(1.0, 6.0), np.arange(1.0, 6.0)
+    )
+    for level in (0.5, 0.8):
+        np.testing.assert_array_equal(
+            own.interval(np.arange(1.0, 6.0), level), plain.interval(np.arange(1.0, 6.0), level)
+        )
+    # a prediction above its match keeps its own centre; ties share a mid-rank
+    assert cal.interval(np.array([100.0]), 0.8) == (np.array([95.0]), np.array([105.0]))
+    np.testing.assert_array_equal(cal.matched(np.array([0.03, 0.03])), [3.0, 3.0])
+
+
+def test_each_interval_depends_on_its_own_prediction_only():
+    # Scored alone, in chunks or all at once (pandas chunks, Spark batches, a pyfunc request of
+    # one row): the same interval for every customer.
+    y, p = zero_inflated(3000, seed=11)
+    cal = ConformalCLV().fit(y[:2000], p[:2000], p[2000:] / 3)
+    batch = p[2000:] / 3
+    together = cal.interval(batch, 0.8)
+    alone = np.array([np.r_[cal.interval(batch[i : i + 1], 0.8)] for i in range(len(batch))])
+    np.testing.assert_array_equal(alone[:, 0], together[0])
+    np.testing.assert_array_equal(alone[:, 1], together[1])
+    halves = [cal.interval(part, 0.8) for part in (batch[::2], batch[1::2])]
+    np.testing.assert_array_equal(halves[0][0], together[0][::2])
+    np.testing.assert_array_equal(halves[1][1], together[1][1::2])
 
 
 def test_mondrian_bins_give_each_prediction_level_its_own_width():
@@ -141,6 +186,32 @@ def test_clv_config_validates_the_levels():
         CLVConfig(intervals_levels=[0.8, 95])
 
 
+def test_training_calibrates_with_the_configured_levels_and_the_served_reference():
+    from types import SimpleNamespace
+
+    from customer_value.config import CLVConfig
+    from customer_value.tasks.base import Assessment
+    from customer_value.tasks.clv import calibrate_intervals
+
+    y, p = zero_inflated(500, seed=6)
+    assessment = Assessment([], {}, y, {"ours": p})
+    # the served model scores the base at the training date (data.current): its reference
+    current = pd.DataFrame({"x": np.linspace(0.0, 50.0, 300), "other": 1.0})
+    served = SimpleNamespace(features_=["x"], predict=lambda X: X["x"].to_numpy() / 2)
+    data = SimpleNamespace(plan=None, current=current)
+    for match in (True, False):
+        config = SimpleNamespace(clv=CLVConfig(intervals_levels=[0.9], intervals_match_ranks=match))
+        cal = calibrate_intervals(config, data, assessment, "ours", served)
+        assert cal.levels == (0.9,) and cal.n_ == 500
+        if match:
+            np.testing.assert_array_equal(np.concatenate(cal.reference_), current["x"] / 2)
+        else:
+            assert cal.reference_ is None
+    assert calibrate_intervals(config, data, assessment, "absent", served) is None
+    projected = SimpleNamespace(plan=SimpleNamespace(projected=True), current=current)
+    assert calibrate_intervals(config, projected, assessment, "ours", served) is None
+
+
 def test_served_predictions_carry_the_first_levels_interval():
     """CLVTask.predict: the interval columns equal the calibrator's at its first level, and are
     empty without a calibrator (a model saved before intervals, or projected labels)."""
@@ -188,11 +259,18 @@ def test_point_mass_bins_are_decided_from_calibration_zeros():
     assert mass.any() and (~mass).any()
     assert abs(inside[mass].mean() - 0.8) < 0.02
     assert abs(inside[~mass].mean() - 0.8) < 0.02
-    # Shift the next window toward customers who stopped buying (tiny predictions, no purchase):
-    # only the point-mass part moves above the level; the rest stays at it.
+
+    # Shift the next window toward customers who stopped buying (tiny predictions, no purchase),
+    # the ageing base of the backtest. By the prediction alone every new interval holds 0, so the
+    # point-mass part is covered far above the level; matched by rank, it stays at the level.
     quiet = pt < np.quantile(pt, 0.05)
     ys, ps = np.r_[yt, np.zeros(6 * quiet.sum())], np.r_[pt, np.tile(pt[quiet] / 10, 6)]
-    low, high = fit.interval(ps, 0.8)
-    inside, mass = (ys >= low) & (ys <= high), fit.point_mass(ps, 0.8)
-    assert inside.mean() > 0.8 + 0.03 and inside[mass].mean() > 0.8 + 0.05
-    assert abs(inside[~mass].mean() - 0.8) < 0.02
+    mass = fit.point_mass(ps, 0.8)
+    matched = ConformalCLV().fit(yz[:20_000], pz[:20_000], ps)  # the served base as reference
+    for cal, share, part in ((fit, (0.83, 1.0), (0.85, 1.0)), (matched, (0.78, 0.82), (0.77, 0.83))):
+        low, high = cal.interval(ps, 0.8)
+        inside = (ys >= low) & (ys <= high)
+        ranked = cal.reference_ is not None
+        assert share[0] < inside.mean() < share[1], (ranked, inside.mean())
+        assert part[0] < inside[mass].mean() < part[1], (ranked, inside[mass].mean())
+        assert abs(inside[~mass].mean() - 0.8) < 0.02

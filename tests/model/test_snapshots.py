@@ -95,6 +95,12 @@ def test_training_set_reads_nothing_after_as_of(sim):
     assert list(full.tasks["churn"].frame[full.feature_columns].columns) == list(
         full.tasks["clv"].frame[full.feature_columns].columns
     )
+    # The served base: every customer's features at as_of itself, as scoring at as_of builds them.
+    pd.testing.assert_frame_equal(full.current, past.current)
+    at = build_feature_set(tables, as_of, cfg.features, full.vocabulary).frame
+    pd.testing.assert_frame_equal(full.current, at)
+    bought = tables.transactions.loc[tables.transactions["timestamp"] <= as_of, "customer_id"]
+    assert full.current.index.is_unique and set(bought.unique()) <= set(full.current.index)
 
 
 def test_projection_ratio():

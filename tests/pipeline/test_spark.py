@@ -85,3 +85,6 @@ def test_training_on_spark_built_snapshots_matches_pandas(trained_store, spark, 
     a = first.metrics.set_index(["task", "model", "metric"])["value"]
     b = res.metrics.set_index(["task", "model", "metric"])["value"]
     assert np.allclose(a.loc[b.index], b, rtol=1e-6, atol=1e-9, equal_nan=True)
+    # The base at the training date (the intervals' reference) is built on Spark the same way.
+    ref = [np.concatenate(r.models["clv"].intervals.reference_) for r in (first, res)]
+    np.testing.assert_allclose(ref[1], ref[0], rtol=1e-6, atol=1e-9)

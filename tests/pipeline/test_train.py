@@ -186,6 +186,10 @@ def test_recovers_the_simulated_truth_and_behaves(trained_store):
     for col in ("monetary_mean", "monetary_total", "revenue_per_year", "monetary_repeat_mean"):
         richer[col] = richer[col] * 1.5 + 10
     assert (clv.predict(richer) >= clv.predict(oot[clv.features_]) - 1e-9).all()
+    # The served CLV intervals rank each prediction against the served model's predictions for
+    # every customer at the training date (the base it serves), not against whatever it scores.
+    served = np.sort(clv.predict(ts.current[clv.features_]))
+    np.testing.assert_allclose(np.sort(np.concatenate(clv.intervals.reference_)), served)
 
 
 def test_run_report_is_self_contained_with_every_section(trained_store):

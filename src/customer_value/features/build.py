@@ -281,6 +281,8 @@ class TrainingSet:
     vocabulary: Vocabulary
     feature_columns: list[str]
     btyd: dict[pd.Timestamp, BTYDModels]
+    #: Every customer's features at ``as_of``: the base the served models will score (no labels).
+    current: pd.DataFrame | None = None
 
     @property
     def notes(self) -> list[str]:
@@ -395,8 +397,9 @@ def stack_snapshots(
     """Stack features and labels at every planned cutoff (shared by the pandas and Spark engines).
 
     ``features_at(cutoff) -> (frame indexed by customer_id, BTYDModels)`` is called once per
-    cutoff; ``labels_at(index, cutoff, window_days)`` returns every label column. ``daily`` (net
-    revenue per day up to ``as_of``) gives each plan its :func:`seasonal_index`.
+    cutoff, and once at ``as_of`` for :attr:`TrainingSet.current` (the base the served models
+    will score); ``labels_at(index, cutoff, window_days)`` returns every label column. ``daily``
+    (net revenue per day up to ``as_of``) gives each plan its :func:`seasonal_index`.
     """
     cache: dict = {}
     sets = {}
@@ -424,7 +427,9 @@ def stack_snapshots(
             frames.append(snap)
         sets[task] = TaskSet(pd.concat(frames, ignore_index=True), plan)
     columns = model_feature_columns(next(iter(sets.values())).frame)
-    return TrainingSet(sets, vocab, columns, {c: models for c, (_, models) in cache.items()})
+    btyd = {c: models for c, (_, models) in cache.items()}
+    current = features_at(pd.Timestamp(as_of).normalize())[0] if as_of is not None else None
+    return TrainingSet(sets, vocab, columns, btyd, current)
 
 
 def projection_ratio(

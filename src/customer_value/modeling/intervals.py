@@ -13,6 +13,21 @@ the out-of-time window training judges its model on. Coverage is then guaranteed
 level, in expectation over calibration sets) when the next window's customers are exchangeable
 with the calibration ones; drift between windows is what the backtest measures.
 
+One drift matters more than the others for a zero-inflated target. In a bin where most calibration
+customers bought nothing, the conformal quantile reaches the level by leaving 0 out of the
+intervals of the bin's larger predictions (``p > q``). When the served base fills that bin with
+still smaller predictions (an ageing base: more customers who stopped buying, scored by a model
+refitted on later windows), nearly every interval holds 0 and the bin is covered far above the
+level. So a customer's place in its bin is taken by rank against a *reference*: the served model's
+predictions for the base it serves (every customer's features at the training date), given to
+:meth:`ConformalCLV.fit`. Within each bin a prediction's mid-rank among the reference is matched
+to the same quantile of the calibration predictions, and the interval is centred on the larger of
+the customer's own prediction and its matched one. The share of the served base whose intervals
+hold 0 in each bin is then the calibration's, whatever the served model's predictions do inside
+the bin; and each customer's interval is still a function of its own prediction alone (the same
+whether it is scored alone, in chunks or on Spark). Without drift the matched prediction is the
+customer's own and the intervals are plain Mondrian ones.
+
 Totals (a persona, the whole base) are not a conformal object: one window gives one realised
 total. Their interval adds up per-customer errors resampled from the calibration residuals of each
 customer's prediction bin (signed, so the calibration window's bias is carried along); that keeps
@@ -114,6 +129,10 @@ class ConformalCLV:
         Per bin, the sorted calibration scores ``|y - p|``.
     residuals_ : list of ndarray
         Per bin, the signed calibration residuals ``y - p`` (for totals).
+    predictions_ : list of ndarray
+        Per bin, the sorted calibration predictions (for the rank matching).
+    reference_ : list of ndarray or None
+        Per bin, the sorted reference predictions (None: fitted without one, plain Mondrian).
     zero_share_ : ndarray
         Per bin, the share of calibration customers who bought nothing (see :meth:`point_mass`).
     n_ : int
@@ -127,13 +146,23 @@ class ConformalCLV:
     (array([0.]), array([20.]))
     """
 
-    def __init__(self, levels: Sequence[float] = (0.8, 0.95), n_bins: int = 10, min_bin_size: int = 100):
+    def __init__(
+        self,
+        levels: Sequence[float] = (0.8, 0.95),
+        n_bins: int = 10,
+        min_bin_size: int = 100,
+    ):
         self.levels = levels
         self.n_bins = n_bins
         self.min_bin_size = min_bin_size
 
-    def fit(self, y_cal, p_cal) -> ConformalCLV:
-        """Learn the bins and their scores from out-of-sample predictions ``p_cal`` of ``y_cal``."""
+    def fit(self, y_cal, p_cal, p_ref=None) -> ConformalCLV:
+        """Learn the bins and their scores from out-of-sample predictions ``p_cal`` of ``y_cal``.
+
+        ``p_ref`` (optional): the served model's predictions for the base it will serve, the
+        reference each prediction is ranked against (see the module docstring); without it the
+        intervals are plain Mondrian ones.
+        """
         for level in self.levels:
             check_level(level)
         y = np.asarray(y_cal, dtype=float)
@@ -147,6 +176,14 @@ class ConformalCLV:
         r = y - p
         self.residuals_ = [r[bins == b] for b in range(len(self.edges_) + 1)]
         self.scores_ = [np.sort(np.abs(rb)) for rb in self.residuals_]
+        self.predictions_ = [np.sort(p[bins == b]) for b in range(len(self.edges_) + 1)]
+        self.reference_ = None
+        if p_ref is not None:
+            ref = np.asarray(p_ref, dtype=float)
+            if ref.ndim != 1 or not np.isfinite(ref).all():
+                raise ValueError(f"p_ref must be 1-d and finite; got shape {ref.shape}")
+            at = self._bins(ref)
+            self.reference_ = [np.sort(ref[at == b]) for b in range(len(self.edges_) + 1)]
         self.zero_share_ = np.array(
             [float(np.mean(y[bins == b] == 0)) for b in range(len(self.edges_) + 1)]
         )
@@ -156,14 +193,13 @@ class ConformalCLV:
     def point_mass(self, p, level: float) -> np.ndarray:
         """Customers whose bin bought nothing at least ``level`` of the time in calibration.
 
-        Such a bin reaches the level only by leaving 0 out of the intervals of its customers with
-        the larger predictions. When the next window fills it with customers whose predictions are
-        tinier still (an ageing base: more customers who stopped buying), nearly all of them buy
-        nothing and every interval holds 0, so the bin is covered above the level, and no interval
-        could do otherwise: covering exactly 80 % of customers who buy nothing 99 % of the time
-        would take intervals without 0 for a fifth of them. That excess says nothing about the
-        intervals of customers who may buy, so coverage is also reported without these customers.
-        Decided from calibration data only.
+        Such a bin reaches the level only by leaving 0 out of the intervals of some of its
+        customers, those with the larger predictions (or, matched by rank, the higher ranks). By
+        the prediction alone, a served base that fills the bin with still tinier predictions (an
+        ageing base) puts 0 in nearly every interval and over-covers the bin; rank matching against
+        the served base keeps the calibration's share. The backtest reports coverage without these
+        customers too, to show which part of the base any gap comes from. Decided from calibration
+        data only.
         """
         self._check_fitted()
         level = check_level(level)
@@ -180,12 +216,54 @@ class ConformalCLV:
             raise RuntimeError("ConformalCLV is not fitted: call fit(y_cal, p_cal) first")
 
     def interval(self, p, level: float) -> tuple[np.ndarray, np.ndarray]:
-        """``(low, high)`` per customer: ``p ∓ q`` of its bin, the low end clipped at 0."""
+        """``(low, high)`` per customer: ``c ∓ q`` of its bin, the low end clipped at 0.
+
+        ``c`` is the larger of the customer's prediction and its rank-matched calibration
+        prediction (:meth:`matched`); fitted without a reference, the prediction itself. The low
+        end never exceeds the prediction, so every interval holds its own point prediction.
+        """
         self._check_fitted()
         level = check_level(level)
         p = np.asarray(p, dtype=float)
         q = np.array([conformal_quantile(s, level) for s in self.scores_])[self._bins(p)]
-        return np.clip(p - q, 0.0, None), p + q
+        c = np.maximum(p, self.matched(p))
+        return np.minimum(np.clip(c - q, 0.0, None), p), c + q
+
+    def matched(self, p) -> np.ndarray:
+        """Each prediction's counterpart in calibration: the same quantile of the same bin.
+
+        A prediction at mid-rank ``(below + ties / 2) / n`` among the ``n`` reference predictions
+        of its bin gets the calibration bin's predictions' quantile at that level, on Hazen's
+        plotting positions (the same mid-ranks), so a reference equal to the calibration
+        predictions matches every one of them to itself. Fitted without a reference (or in a bin
+        the reference left empty), the prediction itself. Each prediction is matched on its own:
+        the result does not depend on what else is scored with it.
+
+        Examples
+        --------
+        >>> ref = np.array([0.01, 0.02, 0.03, 0.04, 0.05])  # the served model: a fifth of the scale
+        >>> cal = ConformalCLV(n_bins=1, min_bin_size=1).fit(np.zeros(5), np.arange(1.0, 6.0), ref)
+        >>> cal.matched(np.array([0.01, 0.05]))  # the same ranks, on the calibration's scale
+        array([1., 5.])
+        >>> cal.matched(np.array([0.025, 0.0]))  # mid-rank 2/5 (Hazen: 2.5); below all: the lowest
+        array([2.5, 1. ])
+        """
+        self._check_fitted()
+        p = np.asarray(p, dtype=float)
+        reference = getattr(self, "reference_", None)  # absent on calibrators saved before it
+        if reference is None:
+            return p.copy()
+        bins = self._bins(p)
+        out = p.copy()
+        for b, (cal, ref) in enumerate(zip(self.predictions_, reference, strict=True)):
+            at = bins == b
+            if not at.any() or len(ref) == 0:
+                continue
+            below = np.searchsorted(ref, p[at], side="left")
+            upto = np.searchsorted(ref, p[at], side="right")
+            share = np.clip((below + upto) / (2 * len(ref)), 0.5 / len(ref), 1 - 0.5 / len(ref))
+            out[at] = np.quantile(cal, share, method="hazen")
+        return out
 
     def total_interval(self, p, level: float, n_draws: int = 2000, seed: int = 0) -> tuple[float, float]:
         """Equal-tailed interval of the total ``Σ y`` over the customers with predictions ``p``.

@@ -191,7 +191,7 @@ def interval_metrics(y, p, intervals, levels) -> dict[str, float]:
 
     Also ``coverage_<level>_rest``, the same share without the customers of point-mass bins
     (:meth:`~customer_value.modeling.intervals.ConformalCLV.point_mass`: their bin bought nothing
-    at least ``level`` of the time, so any interval holding 0 over-covers them), and
+    at least ``level`` of the time, so its coverage hangs on which intervals hold 0), and
     ``point_mass_share_<level>``, how many customers those are.
     """
     y = np.asarray(y, dtype=float)

@@ -112,6 +112,7 @@ def task_data(config: Config, ts: TrainingSet) -> Snapshots:
             task.target(config, tset.frame),
             features,
             tset.serving,
+            current=ts.current,
         )
     refs = [t.name for t in tasks.labelled(config) if t.reference and t.name in ts.tasks]
     latest = ts.tasks[refs[0]] if refs else ts.latest

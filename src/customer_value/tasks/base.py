@@ -87,6 +87,7 @@ class TaskData:
     features: list[str]
     serve: pd.DataFrame | None = None  # rows of the serving cutoffs (the refit's data)
     previous: Any = None  # the champion's model of this task, for tasks that inherit from it
+    current: pd.DataFrame | None = None  # every customer's features at as_of: the served base
 
 
 @dataclass

@@ -309,9 +309,10 @@ class CLVTask(Task):
                     part.weights_ = part.weights_ * season
             params["season_index"] = season
             decisions.append(f"totals scaled by {season:.3f}, the season's change a year earlier")
-        intervals = calibrate_intervals(config, data, assessment, source)
+        served = SpendAndCounts(parts["spend"], parts["transactions"])
+        served.intervals = calibrate_intervals(config, data, assessment, source, served)
         return Served(
-            SpendAndCounts(parts["spend"], parts["transactions"], intervals),
+            served,
             "; ".join(decisions),
             params,
         )
@@ -393,20 +394,26 @@ class CLVTask(Task):
 
 
 def calibrate_intervals(
-    config: Config, data: TaskData, assessment: Assessment, source: str
+    config: Config, data: TaskData, assessment: Assessment, source: str, served=None
 ) -> ConformalCLV | None:
     """Split-conformal CLV intervals calibrated on the out-of-time window (None: not possible).
 
     The calibration predictions are the assessment's: ``source``'s out-of-time predictions from a
     model fitted on earlier snapshots (cross-fitted when blended), so no calibration label was seen
     by the model it calibrates. Labels shorter than the horizon are projected at scoring time and
-    their residuals would be on another scale: no intervals then.
+    their residuals would be on another scale: no intervals then. With
+    ``clv.intervals_match_ranks``, the ``served`` model's predictions for the base at the training
+    date (``data.current``) are the reference each served prediction is ranked against.
     """
     levels = config.clv.intervals_levels
     p = assessment.scores.get(source)
     if not levels or p is None or assessment.y is None or (data.plan and data.plan.projected):
         return None
-    return ConformalCLV(levels=tuple(levels)).fit(assessment.y, p)
+    current = data.current
+    reference = None
+    if config.clv.intervals_match_ranks and served is not None and current is not None and len(current):
+        reference = served.predict(current[served.features_])
+    return ConformalCLV(levels=tuple(levels)).fit(assessment.y, p, reference)
 
 
 def _refit(fitted: CLVModel, data: TaskData, target: str, config: Config) -> CLVModel:
