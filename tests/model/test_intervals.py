@@ -33,8 +33,7 @@ def test_conformal_quantile_is_the_finite_sample_order_statistic():
 
 def test_exact_interval_on_nine_hand_made_customers():
     y = np.array([0, 0, 0, 0, 10, 0, 20, 0, 30.0])
-    cal = ConformalCLV(levels=(0.8,), n_bins=1, min_bin_size=1)
-    cal.fit(y, np.full(9, 5.0))
+    cal = ConformalCLV(levels=(0.8,), n_bins=1, min_bin_size=1).fit(y, np.full(9, 5.0))
     # |y - 5| sorted: 5 x7, 15, 25; the 8th smallest is 15.
     low, high = cal.interval(np.array([0.0, 5.0, 40.0]), 0.8)
     np.testing.assert_array_equal(low, [0.0, 0.0, 25.0])  # clipped at zero, then 40 - 15

@@ -146,12 +146,7 @@ class ConformalCLV:
     (array([0.]), array([20.]))
     """
 
-    def __init__(
-        self,
-        levels: Sequence[float] = (0.8, 0.95),
-        n_bins: int = 10,
-        min_bin_size: int = 100,
-    ):
+    def __init__(self, levels: Sequence[float] = (0.8, 0.95), n_bins: int = 10, min_bin_size: int = 100):
         self.levels = levels
         self.n_bins = n_bins
         self.min_bin_size = min_bin_size

@@ -311,11 +311,7 @@ class CLVTask(Task):
             decisions.append(f"totals scaled by {season:.3f}, the season's change a year earlier")
         served = SpendAndCounts(parts["spend"], parts["transactions"])
         served.intervals = calibrate_intervals(config, data, assessment, source, served)
-        return Served(
-            served,
-            "; ".join(decisions),
-            params,
-        )
+        return Served(served, "; ".join(decisions), params)
 
     def gate_score(self, model, data: TaskData, config: Config) -> float:
         return evaluate.normalized_gini(self._y(data), model.predict(data.oot[model.features_]))
